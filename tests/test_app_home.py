@@ -1,0 +1,35 @@
+"""The entry page: AppTest for its logic, Chromium for what a learner sees."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnn_core import datasets
+from tests.conftest import REPO
+
+
+def run_app() -> AppTest:
+    return AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+
+
+def test_home_lists_every_dataset_with_its_availability(lab_home, monkeypatch, tmp_path):
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path / "none")
+    monkeypatch.setenv("CNN_LAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    at = run_app()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["dataset"]) == ["MNIST", "Fashion-MNIST", "CIFAR-10"]
+    assert list(table["ready"]) == ["yes", "no", "no"]
+    assert "embedded subset" in table["source"][0]
+    assert "apt-get install dataset-fashion-mnist" in " ".join(
+        table["to get it"]
+    ) or "cnn_core download fashion_mnist" in " ".join(table["to get it"])
+    assert "cifar10" in table["to get it"][2]
+
+
+@pytest.mark.browser
+def test_home_renders_in_chromium(app_server, page):
+    page.goto(app_server["url"])
+    page.get_by_text("hands-on lab for learning").wait_for()
+    page.get_by_text("Datasets on this machine").wait_for()
+    assert "Traceback" not in page.content()
