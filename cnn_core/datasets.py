@@ -649,3 +649,39 @@ def load_user_dataset(name: str) -> Dataset:
         source="user",
         source_description=meta.get("source_description", "your own images"),
     )
+
+
+# ---------------------------------------------------------------- facts for the Data page
+
+
+@dataclass(frozen=True)
+class DatasetStats:
+    """What the Data page shows about a dataset."""
+
+    image_shape: tuple[int, int, int]
+    train_count: int
+    test_count: int
+    train_per_class: tuple[int, ...]
+    test_per_class: tuple[int, ...]
+    pixel_mean: float  # over the training images, on the 0-255 scale
+    pixel_std: float
+
+
+def dataset_stats(ds: Dataset) -> DatasetStats:
+    """Counts per class and pixel statistics of a dataset (training split for the pixels)."""
+    pixels = ds.x_train.astype(np.float64)
+    return DatasetStats(
+        image_shape=ds.input_shape,
+        train_count=len(ds.y_train),
+        test_count=len(ds.y_test),
+        train_per_class=tuple(np.bincount(ds.y_train, minlength=ds.num_classes).tolist()),
+        test_per_class=tuple(np.bincount(ds.y_test, minlength=ds.num_classes).tolist()),
+        pixel_mean=float(pixels.mean()),
+        pixel_std=float(pixels.std()),
+    )
+
+
+def sample_indices(ds: Dataset, count: int, seed: int) -> np.ndarray:
+    """Random training indices for a sample grid; the same seed gives the same grid."""
+    rng = np.random.default_rng(seed)
+    return rng.choice(len(ds.y_train), size=min(count, len(ds.y_train)), replace=False)

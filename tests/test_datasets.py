@@ -318,3 +318,23 @@ def test_unknown_source_names_the_valid_ones():
 def test_status_never_raises_for_any_known_dataset():
     for name in datasets.list_datasets():
         assert datasets.dataset_status(name)
+
+
+def test_dataset_stats_match_numpy_on_a_hand_made_dataset():
+    x = np.zeros((4, 2, 2, 1), np.uint8)
+    x[0] = 255  # mean over all 16 pixels = 4 * 255 / 16
+    ds = datasets.Dataset("t", "t", x, np.array([0, 1, 1, 2]), x[:1], np.array([2]),
+                          ("a", "b", "c"), "test", "test")  # fmt: skip
+    stats = datasets.dataset_stats(ds)
+    assert stats.train_per_class == (1, 2, 1) and stats.test_per_class == (0, 0, 1)
+    assert stats.pixel_mean == pytest.approx(63.75)
+    assert stats.pixel_std == pytest.approx(np.std([255] * 4 + [0] * 12))
+    assert stats.image_shape == (2, 2, 1)
+
+
+def test_sample_indices_are_reproducible_and_distinct():
+    ds = datasets.load_dataset("mnist", source="embedded")
+    a, b = datasets.sample_indices(ds, 24, 7), datasets.sample_indices(ds, 24, 7)
+    np.testing.assert_array_equal(a, b)
+    assert len(set(a.tolist())) == 24
+    assert not np.array_equal(a, datasets.sample_indices(ds, 24, 8))

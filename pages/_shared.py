@@ -1,0 +1,96 @@
+"""Widgets and cached loaders shared by the pages. UI only: the logic lives in cnn_core."""
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from cnn_core import datasets
+
+DEFAULT_DATASET = "mnist"
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Run every page through app.py, even a deep link opened first after the server starts.
+
+    Streamlit treats a `pages/` folder as its legacy multipage API until some session has
+    called st.navigation; until then a link such as /predict runs the page script alone,
+    without app.py's navigation and sidebar. Switching the flag and rerunning fixes that
+    first request; every later one goes through app.py anyway.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_legacy_pages_mode()
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+def cached_dataset(name: str) -> datasets.Dataset:
+    """One read-only copy of a dataset shared by every session."""
+    return datasets.load_dataset(name)
+
+
+def dataset_label(name: str) -> str:
+    ready = datasets.is_available(name)
+    return datasets.dataset_title(name) + ("" if ready else " (not available)")
+
+
+def dataset_sidebar() -> str:
+    """The dataset chooser in the sidebar; its choice is kept for the whole session."""
+    names = datasets.list_datasets()
+    if st.session_state.get("dataset") not in names:
+        st.session_state["dataset"] = DEFAULT_DATASET
+    return st.sidebar.selectbox("Dataset", names, key="dataset", format_func=dataset_label)
+
+
+def load_chosen_dataset(name: str) -> datasets.Dataset | None:
+    """The dataset, or None after showing what would make it available."""
+    try:
+        return cached_dataset(name)
+    except datasets.DatasetError as exc:
+        st.warning(str(exc))
+        return None
+
+
+def pixel_image(pixels: np.ndarray, size: int = 84) -> Image.Image:
+    """A small image enlarged with hard pixel edges, so a 28×28 digit stays readable."""
+    array = pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels
+    return Image.fromarray(array.astype(np.uint8)).resize((size, size), Image.Resampling.NEAREST)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def cached_model(key: str):
+    """A trained model shared read-only by every session (never trained further)."""
+    from cnn_core import inference, trained
+
+    model = trained.load_trained(key)
+    return model, inference.Predictor(model)
+
+
+def model_chooser(dataset: str, key: str = "model_key"):
+    """Pick a trained model for the dataset; returns its TrainedModel or None with a hint."""
+    from cnn_core import trained
+
+    choices = trained.list_trained(dataset)
+    if not choices:
+        st.info(
+            f"No trained model for {datasets.dataset_title(dataset)} yet. Train one on the "
+            "Train page, or choose MNIST in the sidebar to use the shipped model."
+        )
+        return None
+    by_key = {c.key: c for c in choices}
+    if st.session_state.get(key) not in by_key:
+        st.session_state[key] = choices[0].key
+    chosen = st.selectbox("Model", list(by_key), key=key, format_func=lambda k: by_key[k].label)
+    return by_key[chosen]
+
+
+def probability_chart(probs, class_names) -> None:
+    """Probability bars for every class, in class order."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"class": list(class_names), "probability": probs})
+    st.bar_chart(frame, x="class", y="probability", horizontal=True, sort=False, height=260)
