@@ -483,6 +483,22 @@ def dataset_title(name: str) -> str:
     return _spec(name).title
 
 
+def active_source(name: str) -> SourceStatus | None:
+    """The source `load_dataset(name)` would use now, or None when none is ready."""
+    return next((s for s in dataset_status(name) if s.available), None)
+
+
+def active_title(name: str) -> str:
+    """The title of what `load_dataset(name)` would load now, e.g. "MNIST (embedded 10,000
+    subset)", so the app can always say which MNIST is in use."""
+    if name.startswith(USER_PREFIX):
+        return dataset_title(name)
+    spec, source = _spec(name), active_source(name)
+    if source is None:
+        return f"{spec.title} (not available)"
+    return spec.titles_by_source.get(source.source, spec.title)
+
+
 def _spec(name: str) -> _Spec:
     if name not in _REGISTRY:
         raise DatasetError(

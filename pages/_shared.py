@@ -43,7 +43,9 @@ def dataset_sidebar() -> str:
     names = datasets.list_datasets()
     if st.session_state.get("dataset") not in names:
         st.session_state["dataset"] = DEFAULT_DATASET
-    return st.sidebar.selectbox("Dataset", names, key="dataset", format_func=dataset_label)
+    chosen = st.sidebar.selectbox("Dataset", names, key="dataset", format_func=dataset_label)
+    st.sidebar.caption(f"In use: {datasets.active_title(chosen)}")
+    return chosen
 
 
 def load_chosen_dataset(name: str) -> datasets.Dataset | None:

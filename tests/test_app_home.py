@@ -25,6 +25,7 @@ def test_home_lists_every_dataset_with_its_availability(lab_home, monkeypatch, t
         table["to get it"]
     ) or "cnn_core download fashion_mnist" in " ".join(table["to get it"])
     assert "cifar10" in table["to get it"][2]
+    assert at.sidebar.caption[0].value == "In use: MNIST (embedded 10,000 subset)"
 
 
 @pytest.mark.browser

@@ -100,6 +100,7 @@ def test_mnist_prefers_the_full_keras_cache_and_says_which_is_in_use(isolated_ho
     assert [s.source for s in status] == ["keras-cache", "embedded"]
     assert not status[0].available and "download" in status[0].detail
     assert datasets.load_dataset("mnist").source == "embedded"
+    assert datasets.active_title("mnist") == "MNIST (embedded 10,000 subset)"
 
     rng = np.random.default_rng(1)
     cache = isolated_home / "keras" / "datasets" / "mnist.npz"
@@ -113,6 +114,7 @@ def test_mnist_prefers_the_full_keras_cache_and_says_which_is_in_use(isolated_ho
     )
     full = datasets.load_dataset("mnist")
     assert full.source == "keras-cache" and "70,000" in full.title
+    assert datasets.active_title("mnist") == full.title
     assert full.x_train.shape == (12, 28, 28, 1) and full.y_test.tolist() == [0, 1, 2, 3, 4]
 
 
