@@ -1,0 +1,300 @@
+"""The run directory: config validation, safe run ids, status liveness, metrics, checkpoints.
+
+No worker process here; tests/test_jobs.py drives real ones. The helpers at the top build
+a tiny saved dataset ("user:tiny", 12x12x1, 3 classes) that the other engine tests share.
+"""
+
+import json
+import os
+import re
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from cnn_core import datasets, models, runs
+
+TINY_LAYERS = [
+    {"type": "conv", "filters": 4, "kernel": 3, "padding": "same", "activation": "relu"},
+    {"type": "maxpool", "size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 8},
+]
+
+
+def save_tiny_dataset(n: int = 96, side: int = 12, name: str = "tiny") -> str:
+    """Saves a learnable 3-class dataset (a bright band per class) under the lab home."""
+    rng = np.random.default_rng(0)
+
+    def make(count: int):
+        y = rng.integers(0, 3, count).astype(np.int64)
+        x = (rng.random((count, side, side, 1)) * 60).astype(np.uint8)
+        band = side // 3
+        for c in range(3):
+            x[y == c, c * band : (c + 1) * band, :, 0] += 180
+        return x, y
+
+    x_train, y_train = make(n)
+    x_test, y_test = make(48)
+    data = datasets.Dataset(
+        name, name, x_train, y_train, x_test, y_test, ("a", "b", "c"), "user", "test data"
+    )
+    return datasets.save_user_dataset(data, name)
+
+
+def tiny_config(**changes) -> runs.RunConfig:
+    base = dict(dataset="user:tiny", model="custom", layers=TINY_LAYERS, batch_size=16,
+                epochs=2, validation_split=0.25)  # fmt: skip
+    return runs.RunConfig(**{**base, **changes})
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Polls predicate until it returns something truthy; fails the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def tiny(lab_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no real Keras cache
+    return save_tiny_dataset()
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_config_round_trips_through_json():
+    cfg = tiny_config(augment_flip=True, lr_schedule="cosine", learning_rate=0.01)
+    again = runs.RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+
+
+def test_config_rejects_unknown_keys():
+    with pytest.raises(runs.ConfigError, match="Unknown config key.*learning_rte"):
+        runs.RunConfig.from_dict({**runs.RunConfig().to_dict(), "learning_rte": 0.1})
+
+
+def test_validate_fills_the_models_defaults(tiny):
+    cfg = runs.validate_config(runs.RunConfig(dataset="mnist", model="resnet"))
+    info = models.MODELS["resnet"]
+    assert (cfg.optimizer, cfg.learning_rate) == (info.optimizer, info.learning_rate)
+    assert cfg.momentum == runs.DEFAULT_MOMENTUM
+    assert cfg.display_name == "resnet on mnist"
+
+
+BAD_CONFIGS = [
+    ({"learning_rate": 0.0}, ["learning_rate", "above 0"]),
+    ({"learning_rate": 11.0}, ["learning_rate", "at most 10"]),
+    ({"batch_size": 0}, ["batch_size", "1 to 4096"]),
+    ({"batch_size": 5000}, ["batch_size", "4096"]),
+    ({"epochs": 0}, ["epochs", "1 to 500"]),
+    ({"epochs": 501}, ["epochs"]),
+    ({"dataset": "imagenet"}, ["Unknown dataset", "mnist", "fashion_mnist", "user:tiny"]),
+    ({"model": "alexnet", "layers": None}, ["Unknown model", "simple_convnet"]),
+    ({"optimizer": "rmsprop"}, ["optimizer", "adam", "sgd"]),
+    ({"validation_split": 0.5}, ["validation_split", "below 0.5"]),
+    ({"validation_split": -0.1}, ["validation_split"]),
+    ({"lr_schedule": "step"}, ["lr_schedule", "cosine"]),
+    ({"momentum": 1.0, "optimizer": "sgd"}, ["momentum"]),
+    ({"augment_rotate": 400.0}, ["augment_rotate", "degrees"]),
+    ({"distribute": "horovod"}, ["distribute", "mirrored"]),
+    ({"model": "simple_convnet"}, ["layers", "custom"]),
+    ({"layers": None}, ["custom", "layer list"]),
+    ({"batch_size": "32"}, ["batch_size", "whole number"]),
+]
+
+
+@pytest.mark.parametrize("changes,words", BAD_CONFIGS)
+def test_validate_says_what_to_fix(tiny, changes, words):
+    with pytest.raises(runs.ConfigError) as info:
+        runs.validate_config(tiny_config(**changes))
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_validate_checks_the_batch_against_the_training_set(tiny):
+    with pytest.raises(runs.ConfigError, match="batch_size 80 is larger than the 72 training"):
+        runs.validate_config(tiny_config(batch_size=80), train_size=96)
+    runs.validate_config(tiny_config(batch_size=72), train_size=96)
+
+
+def test_validate_surfaces_the_layer_list_problem(tiny):
+    valid_conv = {"type": "conv", "filters": 8, "kernel": 5, "padding": "valid"}
+    layers = [valid_conv] * 4  # 12 -> 8 -> 4 -> 0: no pixels left
+    with pytest.raises(models.ModelError) as direct:
+        models.validate_layers(layers, (12, 12, 1))
+    with pytest.raises(runs.ConfigError) as info:
+        runs.validate_config(tiny_config(layers=layers))
+    assert str(info.value) == str(direct.value)
+
+
+def test_validate_reports_an_unavailable_dataset(tiny):
+    with pytest.raises(runs.ConfigError, match="not available.*cifar-10-python.tar.gz"):
+        runs.validate_config(runs.RunConfig(dataset="cifar10", model="allcnn"))
+
+
+# ---------------------------------------------------------------- run ids
+
+
+@pytest.mark.parametrize(
+    "bad", ["../x", "a/b", "..", "", ".slots", "a..b", "x" * 101, "/etc", "run id", None, "a\n"]
+)
+def test_run_ids_cannot_escape_the_runs_folder(lab_home, bad):
+    with pytest.raises(runs.RunError, match="not a run id"):
+        runs.check_run_id(bad)
+    for call in (runs.read_status, runs.read_config, runs.delete_run, runs.checkpoints):
+        with pytest.raises(runs.RunError):
+            call(bad)
+
+
+def test_traversal_touches_nothing_outside(lab_home):
+    victim = lab_home / "victim"
+    victim.mkdir(parents=True)
+    (victim / "config.json").write_text("{}")
+    with pytest.raises(runs.RunError):
+        runs.delete_run("../victim")
+    assert (victim / "config.json").exists()
+
+
+# ---------------------------------------------------------------- creating, status, liveness
+
+
+def test_create_run_writes_config_and_queued_status(tiny):
+    cfg = runs.validate_config(tiny_config())
+    run_id = runs.create_run(cfg)
+    assert re.fullmatch(r"\d{8}-\d{6}-custom-[0-9a-f]{4}", run_id)
+    assert runs.read_config(run_id) == cfg
+    status = runs.read_status(run_id)
+    assert status.state == "queued" and status.epochs == 2 and status.created > 0
+    assert [r.id for r in runs.list_runs()] == [run_id]
+    assert runs.read_metrics(run_id) == ([], 0)
+    assert runs.read_evaluation(run_id) is None
+
+
+def test_a_dead_worker_shows_as_interrupted(tiny):
+    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    runs.update_status(run_id, state="running", pid=12345)
+    assert runs.read_status(run_id).state == "interrupted"
+    lock = runs.acquire_worker_lock(run_id)  # as a live worker would
+    try:
+        assert runs.read_status(run_id).state == "running"
+        assert runs.worker_alive(run_id)
+        with pytest.raises(runs.RunError, match="live worker"):
+            runs.acquire_worker_lock(run_id, retry_s=0.1)
+        with pytest.raises(runs.RunError, match="stop it"):
+            runs.delete_run(run_id)
+    finally:
+        os.close(lock)
+    assert runs.read_status(run_id).state == "interrupted"
+    runs.delete_run(run_id)
+    assert runs.list_runs() == []
+
+
+def test_a_queued_run_is_starting_until_the_grace_ends(tiny):
+    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    assert runs.read_status(run_id).state == "queued"  # its worker is still starting
+    runs.update_status(run_id, queued=time.time() - runs.SPAWN_GRACE_S - 1)
+    assert runs.read_status(run_id).state == "interrupted"
+
+
+def test_transition_is_compare_and_set(tiny):
+    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    assert runs.transition_status(run_id, ("queued",), state="stopped")
+    assert not runs.transition_status(run_id, ("queued",), state="running")
+    assert runs.read_status(run_id).state == "stopped"
+
+
+def test_runs_home_problem(lab_home, monkeypatch):
+    assert runs.runs_home_problem() is None
+    monkeypatch.setattr(runs, "MIN_FREE_BYTES", 2**62)
+    assert "free" in runs.runs_home_problem()
+
+
+def test_runs_home_problem_unwritable(lab_home):
+    lab_home.mkdir(parents=True)
+    runs.runs_home().write_text("a file where the runs folder should be")  # fails even as root
+    assert "not writable" in runs.runs_home_problem()
+    with pytest.raises(runs.RunError, match="not writable"):
+        runs.create_run(tiny_config())
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def _line(**record) -> bytes:
+    return (json.dumps(record) + "\n").encode()
+
+
+def test_read_metrics_is_incremental_and_waits_for_whole_lines(tiny):
+    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    path = runs.run_paths(run_id).metrics
+    first = _line(kind="batch", epoch=1, batch=1, loss=1.0)
+    half = _line(kind="epoch", epoch=1, loss=0.9)
+    path.write_bytes(first + half[:10])
+    records, offset = runs.read_metrics(run_id)
+    assert records == [json.loads(first)] and offset == len(first)
+    assert runs.read_metrics(run_id, offset) == ([], offset)
+    with open(path, "ab") as f:
+        f.write(half[10:])
+    records, offset2 = runs.read_metrics(run_id, offset)
+    assert records == [json.loads(half)] and offset2 == len(first + half)
+    assert runs.read_metrics(run_id, offset2 + 1000)[0] == [json.loads(first), json.loads(half)]
+
+
+def test_truncate_metrics_drops_later_epochs(tiny):
+    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    lines = [_line(kind=k, epoch=e, batch=b) for e in (1, 2, 3) for k, b in (("batch", 5),
+             ("epoch", None))]  # fmt: skip
+    runs.run_paths(run_id).metrics.write_bytes(b"".join(lines) + b'{"kind": "ba')
+    kept = runs.truncate_metrics(run_id, 2)
+    assert [(r["kind"], r["epoch"]) for r in kept] == [
+        ("batch", 1),
+        ("epoch", 1),
+        ("batch", 2),
+        ("epoch", 2),
+    ]
+    assert runs.read_metrics(run_id)[0] == kept
+    assert runs.read_status(run_id).history_rewrites == 1
+    runs.truncate_metrics(run_id, 2)  # nothing to drop: no rewrite
+    assert runs.read_status(run_id).history_rewrites == 1
+
+
+def test_metrics_csv(tiny):
+    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    with open(runs.run_paths(run_id).metrics, "ab") as f:
+        runs.append_metrics(f, {"kind": "epoch", "epoch": 1, "loss": float("nan"), "lr": 0.1})
+    rows = runs.metrics_csv(run_id).splitlines()
+    assert rows[0].startswith("kind,epoch,batch,step,loss,accuracy,mse")
+    assert rows[1].startswith("epoch,1,,,,")  # NaN is written as an empty cell
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _fake_checkpoint(path, payload: bytes = b"x" * 5000) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", "{}")
+        z.writestr("model.weights.h5", payload)
+
+
+def test_latest_good_checkpoint_skips_a_damaged_last_one(tiny):
+    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    p = runs.run_paths(run_id)
+    for epoch in (1, 2, 3):
+        _fake_checkpoint(p.checkpoint(epoch))
+    (p.checkpoints / ".epoch-0004.123.tmp.keras").write_bytes(b"half")  # not a checkpoint
+    assert [e for e, _ in runs.checkpoints(run_id)] == [1, 2, 3]
+    assert runs.latest_good_checkpoint(run_id) == (3, p.checkpoint(3))
+    data = p.checkpoint(3).read_bytes()
+    p.checkpoint(3).write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
+    assert runs.latest_good_checkpoint(run_id) == (2, p.checkpoint(2))
+    flipped = bytearray(p.checkpoint(2).read_bytes())
+    flipped[200] ^= 0xFF  # a flipped bit inside the weights fails the CRC
+    p.checkpoint(2).write_bytes(bytes(flipped))
+    assert runs.latest_good_checkpoint(run_id) == (1, p.checkpoint(1))
