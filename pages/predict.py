@@ -1,0 +1,141 @@
+"""Predict: draw a digit or upload images, and see what the model answers and why it saw it so."""
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from cnn_core import inference, preprocess, trained
+from pages._shared import (
+    cached_dataset,
+    cached_model,
+    model_chooser,
+    pixel_image,
+    probability_chart,
+)
+
+CANVAS_SIZE = 280
+GALLERY_SIZE = 16
+GALLERY_COLUMNS = 8
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
+
+dataset = st.session_state.get("dataset", "mnist")
+st.title("Predict")
+choice = model_chooser(dataset)
+if choice is None:
+    st.stop()
+if choice.key.startswith(trained.PRETRAINED_PREFIX):
+    st.caption(
+        "You have not trained a model on this dataset yet, so the lab's shipped model is used."
+    )
+try:
+    model, predictor = cached_model(choice.key)
+except trained.TrainedModelError as exc:
+    st.error(str(exc))
+    st.stop()
+mnist_style = choice.ink_on_dark and tuple(choice.input_shape) == (28, 28, 1)
+
+
+def show_steps(steps: list[tuple[str, np.ndarray]]) -> None:
+    for col, (caption, pixels) in zip(st.columns(len(steps)), steps, strict=True):
+        col.image(pixel_image(pixels, 96), caption=caption)
+
+
+def show_prediction(probs: np.ndarray) -> None:
+    best = int(np.argmax(probs))
+    st.metric("Prediction", choice.class_names[best], f"{probs[best]:.1%} sure", delta_color="off")
+    probability_chart(probs, choice.class_names)
+
+
+draw_tab, upload_tab, gallery_tab = st.tabs(["Draw", "Upload", "Test gallery"])
+
+with draw_tab:
+    if not mnist_style:
+        st.info("Drawing suits digit models (28×28, white on black). Use Upload for this model.")
+    else:
+        left, right = st.columns([1, 1])
+        with left:
+            width = st.slider("Stroke width", 8, 40, 20, key="stroke")
+            if st.button("Clear", icon=":material/ink_eraser:", key="clear"):
+                st.session_state["canvas_round"] = st.session_state.get("canvas_round", 0) + 1
+            canvas = st_canvas(
+                stroke_width=width,
+                stroke_color="#FFFFFF",
+                background_color="#000000",
+                height=CANVAS_SIZE,
+                width=CANVAS_SIZE,
+                drawing_mode="freedraw",
+                return_image_data=True,
+                key=f"canvas-{st.session_state.get('canvas_round', 0)}",
+            )
+        with right:
+            rgba = canvas.image_data if canvas is not None else None
+            steps = (
+                preprocess.prepare_digit(preprocess.canvas_to_gray(rgba))
+                if rgba is not None
+                else None
+            )
+            if steps is None or steps.is_empty:
+                st.info("Draw a digit on the black square with your mouse or finger.")
+            else:
+                show_prediction(predictor.predict_proba(steps.model_input)[0])
+                # The Inspect page looks inside the network for this same drawing.
+                st.session_state["inspect_input"] = ("your drawing", steps.model_input)
+        if steps is not None and not steps.is_empty:
+            st.markdown(
+                "**What the model receives**: like MNIST's own digits, your drawing is cropped to "
+                "its ink, fitted into 20×20 keeping its shape, then centred by its centre of mass "
+                "in 28×28."
+            )
+            show_steps(
+                [("canvas", steps.raw), ("cropped", steps.cropped),
+                 ("20×20 fit", steps.fitted), ("28×28 centred", steps.centered)]
+            )  # fmt: skip
+
+with upload_tab:
+    files = st.file_uploader(
+        "Images (PNG, JPEG, GIF, BMP, WebP)",
+        type=UPLOAD_TYPES,
+        accept_multiple_files=True,
+        key="uploads",
+    )
+    for file in files or []:
+        with st.container(border=True):
+            try:
+                image = preprocess.decode_image(file.getvalue(), file.name)
+                steps = preprocess.prepare_upload(image, choice.input_shape, mnist_style)
+            except preprocess.ImageRejected as exc:
+                st.error(str(exc))
+                continue
+            probs = predictor.predict_proba(steps.model_input)[0]
+            st.session_state["inspect_input"] = (file.name, steps.model_input)
+            cols = st.columns([1, 1, 2])
+            cols[0].image(steps.original, caption=file.name, width=140)
+            note = "model input (inverted: dark on light)" if steps.inverted else "model input"
+            cols[1].image(
+                pixel_image((steps.model_input * 255).astype(np.uint8), 140), caption=note
+            )
+            top = inference.top_k(probs, 3, choice.class_names)
+            cols[2].markdown(
+                "\n".join(f"{i + 1}. **{name}**: {p:.1%}" for i, (name, p) in enumerate(top))
+            )
+
+with gallery_tab:
+    ds = None
+    try:
+        ds = cached_dataset(choice.dataset)
+    except Exception as exc:  # an unavailable dataset only hides the gallery
+        st.info(f"The test images are not available: {exc}")
+    if ds is not None:
+        if st.button("New images", icon=":material/shuffle:", key="gallery_shuffle"):
+            st.session_state["gallery_seed"] = st.session_state.get("gallery_seed", 0) + 1
+        rng = np.random.default_rng(st.session_state.get("gallery_seed", 0))
+        picks = rng.choice(len(ds.y_test), size=GALLERY_SIZE, replace=False)
+        probs = inference.predict_in_batches(predictor, ds.x_test[picks])
+        grid = st.columns(GALLERY_COLUMNS)
+        for slot, (index, p) in enumerate(zip(picks, probs, strict=True)):
+            guess, truth = int(np.argmax(p)), int(ds.y_test[index])
+            mark = "✓" if guess == truth else "✗"
+            caption = f"{mark} {ds.class_names[guess]} {p[guess]:.0%}" + (
+                "" if guess == truth else f" (is {ds.class_names[truth]})"
+            )
+            grid[slot % GALLERY_COLUMNS].image(pixel_image(ds.x_test[index], 84), caption=caption)

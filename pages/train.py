@@ -1,0 +1,329 @@
+"""Train: start, stop and resume runs, watch them learn live, and compare them."""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from cnn_core import datasets, history, jobs, models, plots, presets, runs
+from pages._shared import load_chosen_dataset
+
+POLL_S = 1.0
+STATE_ICONS = {
+    "queued": ":material/schedule:", "running": ":material/play_circle:",
+    "stopping": ":material/pause_circle:", "finished": ":material/check_circle:",
+    "stopped": ":material/stop_circle:", "failed": ":material/error:",
+    "interrupted": ":material/warning:",
+}  # fmt: skip
+LAYER_COLUMNS = [
+    "type",
+    "filters",
+    "kernel",
+    "stride",
+    "padding",
+    "activation",
+    "size",
+    "rate",
+    "units",
+]
+
+dataset = st.session_state.get("dataset", "mnist")
+st.title("Train")
+
+
+@st.cache_data(show_spinner="Building the model…", max_entries=32)
+def model_summary(name: str, input_shape: tuple, num_classes: int) -> tuple[list[dict], int]:
+    summary = models.summarize(models.build_model(name, input_shape, num_classes))
+    return summary.to_records(), summary.total_params
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def start(configs, input_shape, train_size) -> bool:
+    """Start runs and watch the first. A bad config is shown and nothing is started."""
+    try:
+        for cfg in configs:  # every config is checked before any worker starts
+            runs.validate_config(cfg, train_size=train_size, input_shape=input_shape)
+        started = [
+            jobs.start_run(c, train_size=train_size, input_shape=input_shape) for c in configs
+        ]
+    except (runs.ConfigError, runs.RunError) as exc:
+        st.error(str(exc))
+        return False
+    st.session_state["run_id"] = started[0]
+    st.session_state["compare"] = started if len(started) > 1 else []
+    return True
+
+
+# ---------------------------------------------------------------- the run being watched
+
+
+def history_for(run_id: str) -> history.LiveHistory:
+    cache = st.session_state.setdefault("histories", {})
+    if run_id not in cache:
+        cache[run_id] = history.LiveHistory(run_id)
+    return cache[run_id]
+
+
+def progress_line(status: runs.RunStatus) -> tuple[float, str]:
+    done = (status.epoch - 1 + status.batch / max(status.batches_per_epoch, 1)) / max(
+        status.epochs, 1
+    )
+    if status.state in ("finished",):
+        done = 1.0
+    speed = f"{status.images_per_s:,.0f} images/s" if status.images_per_s else "—"
+    text = (
+        f"epoch {status.epoch}/{status.epochs} · batch {status.batch}/{status.batches_per_epoch} · "
+        f"{speed} · time left {fmt_seconds(status.eta_s)}"
+    )
+    return min(max(done, 0.0), 1.0), text
+
+
+def line_chart(frame: pd.DataFrame, height: int = 220) -> None:
+    if frame.empty:
+        st.caption("Waiting for the first figures…")
+    else:
+        st.line_chart(frame, height=height)
+
+
+def charts(records: list[dict], status: runs.RunStatus) -> None:
+    cols = st.columns(2)
+    for col, metric in zip(cols, history.CURVES, strict=True):
+        with col:
+            st.markdown(f"**{metric.capitalize()}** — every few batches (training data)")
+            line_chart(history.batch_frame(records, metric, status.batches_per_epoch))
+            st.markdown(f"**{metric.capitalize()}** — per epoch")
+            line_chart(history.epoch_frame(records, metric))
+
+
+def run_actions(run_id: str, status: runs.RunStatus) -> None:
+    cols = st.columns(4)
+    if status.active and cols[0].button("Stop", icon=":material/stop:", key=f"stop-{run_id}"):
+        jobs.stop_run(run_id)
+        st.rerun()
+    if status.state in runs.RESUMABLE_STATES and cols[0].button(
+        "Resume", icon=":material/play_arrow:", key=f"resume-{run_id}"
+    ):
+        try:
+            jobs.resume_run(run_id)
+        except runs.RunError as exc:
+            st.error(str(exc))
+        st.rerun(scope="app")
+    paths = runs.run_paths(run_id)
+    if not status.active:
+        cols[1].download_button("Metrics (CSV)", runs.metrics_csv(run_id), f"{run_id}-metrics.csv",
+                                "text/csv", key=f"csv-{run_id}")  # fmt: skip
+        if paths.model.is_file():
+            cols[2].download_button("Model (.keras)", paths.model.read_bytes(), f"{run_id}.keras",
+                                    key=f"model-{run_id}")  # fmt: skip
+        with cols[3].popover("Charts (PNG)", icon=":material/download:"):
+            records = runs.epoch_records(history_for(run_id).records)
+            for metric in history.CURVES:
+                png = plots.figure_png(plots.history_figure(records, metric, title=metric))
+                st.download_button(f"{metric} per epoch", png, f"{run_id}-{metric}.png",
+                                   "image/png", key=f"png-{metric}-{run_id}")  # fmt: skip
+
+
+def watched_run(run_id: str) -> None:
+    status = runs.read_status(run_id)
+    cfg = runs.read_config(run_id)
+
+    @st.fragment(run_every=POLL_S if status.active else None)
+    def live() -> None:
+        now = runs.read_status(run_id)
+        if not now.active and status.active:
+            st.rerun(scope="app")  # stop polling; refresh the runs table
+        records = history_for(run_id).refresh(now)
+        st.subheader(f"{cfg.display_name}")
+        icon = STATE_ICONS.get(now.state, "")
+        st.markdown(f"{icon} **{now.state}** {now.message}".strip())
+        share, text = progress_line(now)
+        st.progress(share, text=text)
+        charts(records, now)
+        evaluation = runs.read_evaluation(run_id)
+        if evaluation:
+            st.success(
+                f"Test accuracy {evaluation['accuracy']:.2%}, test loss {evaluation['loss']:.4f}."
+            )
+        run_actions(run_id, now)
+
+    live()
+
+
+# ---------------------------------------------------------------- starting a run
+
+
+def layer_editor(input_shape: tuple, num_classes: int) -> list[dict] | None:
+    """The custom layer list, edited as a table; shapes and parameters update as you edit."""
+    st.caption("Add, remove or change rows. A final dense softmax layer is added for you.")
+    start_rows = st.session_state.get("custom_layers") or models.default_custom_layers()
+    frame = pd.DataFrame(start_rows, columns=LAYER_COLUMNS)
+    edited = st.data_editor(
+        frame, num_rows="dynamic", key="layer_editor", hide_index=True,
+        column_config={
+            "type": st.column_config.SelectboxColumn(
+                options=list(models.LAYER_TYPES), required=True
+            ),
+            "padding": st.column_config.SelectboxColumn(options=list(models.PADDINGS)),
+            "activation": st.column_config.SelectboxColumn(options=list(models.ACTIVATIONS)),
+        },
+    )  # fmt: skip
+    layers = [
+        {k: (int(v) if isinstance(v, float) and v.is_integer() and k != "rate" else v)
+         for k, v in row.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+        for row in edited.to_dict("records")
+    ]  # fmt: skip
+    try:
+        shapes = models.validate_layers(layers, input_shape, num_classes)
+    except models.ModelError as exc:
+        st.error(str(exc))
+        return None
+    table = pd.DataFrame([{"layer": s.label, "output shape": models.format_shape(s.output_shape),
+                           "parameters": s.params} for s in shapes])  # fmt: skip
+    st.dataframe(table, hide_index=True)
+    st.caption(f"{sum(s.params for s in shapes):,} parameters in all.")
+    return layers
+
+
+def new_run_form(ds: datasets.Dataset) -> None:
+    input_shape, train_size = ds.input_shape, len(ds.y_train)
+    keys = [m.key for m in models.list_models()]
+    model = st.selectbox(
+        "Model", keys, key="train_model", format_func=lambda k: models.MODELS[k].title
+    )
+    info = models.MODELS[model]
+    st.caption(info.description + (f" ({info.seed})" if info.seed else ""))
+    layers = None
+    if model == models.CUSTOM:
+        layers = layer_editor(input_shape, ds.num_classes)
+        if layers is None:
+            return
+    else:
+        try:
+            records, total = model_summary(model, input_shape, ds.num_classes)
+        except models.ModelError as exc:
+            st.error(str(exc))
+            return
+        with st.expander(f"Layers: {total:,} parameters"):
+            st.dataframe(pd.DataFrame(records), hide_index=True)
+        estimate = presets.seconds_per_epoch(model, input_shape, train_size)
+        st.caption(
+            f"Measured on this kind of machine: about {fmt_seconds(estimate)} per epoch."
+            if estimate else "No time measurement for this model and image size yet."
+        )  # fmt: skip
+    with st.form("new_run"):
+        c1, c2, c3 = st.columns(3)
+        optimizer = c1.selectbox(
+            "Optimizer", list(runs.OPTIMIZERS), index=list(runs.OPTIMIZERS).index(info.optimizer)
+        )
+        learning_rate = c1.number_input(
+            "Learning rate",
+            value=float(info.learning_rate),
+            format="%.5f",
+            min_value=0.0,
+            step=0.0005,
+        )
+        schedule = c1.selectbox("Schedule", list(runs.LR_SCHEDULES))
+        batch_size = c2.select_slider("Batch size", [16, 32, 64, 128, 256, 512], value=64)
+        epochs = c2.number_input("Epochs", min_value=1, max_value=runs.MAX_EPOCHS, value=5)
+        validation = c2.slider("Validation share", 0.0, 0.4, 0.1, 0.05)
+        shift = c3.slider("Random shift (share of size)", 0.0, 0.3, 0.0, 0.02)
+        rotate = c3.slider("Random rotation (degrees)", 0, 30, 0)
+        flip = c3.checkbox("Random left-right flips (photos, not digits)")
+        seed = c3.number_input("Seed", min_value=0, value=42)
+        submitted = st.form_submit_button(
+            "Start training", icon=":material/play_arrow:", type="primary"
+        )
+    if submitted:
+        cfg = runs.RunConfig(
+            dataset=dataset, model=model, layers=layers, optimizer=optimizer,
+            learning_rate=float(learning_rate), batch_size=int(batch_size), epochs=int(epochs),
+            validation_split=float(validation), lr_schedule=schedule, augment_shift=float(shift),
+            augment_rotate=float(rotate), augment_flip=bool(flip), seed=int(seed),
+        )  # fmt: skip
+        st.session_state["custom_layers"] = layers
+        if start([cfg], input_shape, train_size):
+            st.rerun()
+
+
+def preset_buttons(ds: datasets.Dataset) -> None:
+    for preset in presets.presets_for(dataset):
+        with st.container(border=True):
+            st.markdown(f"**{preset.title}**  \n{preset.lesson}  \n*Target: {preset.target}*")
+            clicked = st.button("Start", key=f"preset-{preset.key}", icon=":material/play_arrow:")
+            if clicked and start(preset.configs, ds.input_shape, len(ds.y_train)):
+                st.rerun()
+
+
+# ---------------------------------------------------------------- all runs
+
+
+def runs_table() -> None:
+    infos = runs.list_runs()
+    if not infos:
+        st.caption("No runs yet on this machine.")
+        return
+    table = history.compare_table(infos)
+    st.caption("Select rows to compare runs; the first selected one is shown live above.")
+    event = st.dataframe(
+        table.drop(columns=["id"]), hide_index=True, on_select="rerun", selection_mode="multi-row",
+        key="runs_table",
+        column_config={
+            "best val. accuracy": st.column_config.NumberColumn(format="percent"),
+            "test accuracy": st.column_config.NumberColumn(format="percent"),
+        },
+    )  # fmt: skip
+    chosen = [infos[i].id for i in event.selection.rows]
+    if chosen and chosen[0] != st.session_state.get("run_id"):
+        st.session_state["run_id"] = chosen[0]
+        st.rerun()
+    compare = chosen if len(chosen) > 1 else st.session_state.get("compare", [])
+    known = {info.id: info for info in infos}
+    compare = [run_id for run_id in compare if run_id in known]
+    if len(compare) > 1:
+        st.markdown(
+            "**Validation accuracy per epoch** (training accuracy where no validation was held out)"
+        )
+        histories = {known[r].config.display_name: runs.read_metrics(r)[0] for r in compare}
+        line_chart(history.overlay_frame(histories, "accuracy"), height=260)
+        st.markdown("**Validation loss per epoch**")
+        line_chart(history.overlay_frame(histories, "loss"), height=260)
+
+
+# ---------------------------------------------------------------- the page
+
+problem = runs.runs_home_problem()
+if problem:
+    st.error(problem)
+    st.stop()
+
+if not st.session_state.get("run_id"):
+    # A second tab, or another student's browser, follows the run that is training now.
+    active = [info.id for info in runs.list_runs() if info.status.active]
+    if active:
+        st.session_state["run_id"] = active[0]
+if st.session_state.get("run_id"):
+    try:
+        watched_run(st.session_state["run_id"])
+    except runs.RunError as exc:
+        st.warning(str(exc))
+        st.session_state.pop("run_id")
+
+ds = load_chosen_dataset(dataset)
+if ds is not None:
+    new_tab, preset_tab = st.tabs(["New run", "Presets"])
+    with new_tab:
+        new_run_form(ds)
+    with preset_tab:
+        if presets.presets_for(dataset):
+            preset_buttons(ds)
+        else:
+            st.caption(f"No presets for {datasets.dataset_title(dataset)}.")
+
+st.subheader("Runs on this machine")
+runs_table()

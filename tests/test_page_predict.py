@@ -1,0 +1,113 @@
+"""The Predict page: drawing, uploading and the gallery (AppTest), and the canvas in Chromium."""
+
+import base64
+import io
+
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+
+
+def open_predict(dataset: str = "mnist") -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
+    at.session_state["dataset"] = dataset
+    at.run()
+    at.switch_page("pages/predict.py").run()
+    return at
+
+
+def digit_one_png(size: int = 280, ink=(255, 255, 255, 255), paper=(0, 0, 0, 255)) -> bytes:
+    img = Image.new("RGBA", (size, size), paper)
+    d = ImageDraw.Draw(img)
+    d.line([(size * 0.5, size * 0.15), (size * 0.5, size * 0.85)], fill=ink, width=size // 12)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def draw_on_canvas(at: AppTest, png: bytes) -> AppTest:
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
+    at.session_state["canvas-0"] = {
+        "drawing": {"raw": {"objects": []}, "data": url},
+        "backgroundFit": None,
+    }
+    return at.run()
+
+
+def test_empty_canvas_shows_a_hint_not_a_prediction(lab_home):
+    at = open_predict()
+    assert not at.exception
+    assert any("Draw a digit" in i.value for i in at.info)
+    assert not [m for m in at.metric if m.label == "Prediction"]
+    assert "shipped model" in at.caption[0].value
+
+
+def test_a_drawn_one_is_predicted_with_every_step_shown(lab_home):
+    at = draw_on_canvas(open_predict(), digit_one_png())
+    assert not at.exception
+    prediction = next(m for m in at.metric if m.label == "Prediction")
+    assert prediction.value == "1"
+    captions = [img.captions[0] for img in at.get("image")]
+    assert captions[:4] == ["canvas", "cropped", "20×20 fit", "28×28 centred"]
+
+
+def test_uploads_predict_and_bad_files_get_a_message_naming_them(lab_home):
+    at = open_predict()
+    paper = digit_one_png(ink=(20, 20, 20, 255), paper=(250, 250, 250, 255))  # dark on light
+    at.file_uploader(key="uploads").set_value(
+        [("one.png", paper, "image/png"), ("notes.png", b"not an image at all", "image/png")]
+    ).run()
+    assert not at.exception
+    assert "notes.png" in at.error[0].value
+    answers = [m.value for m in at.markdown if m.value.startswith("1. ")]
+    assert answers and answers[0].startswith("1. **1**")
+    assert any("inverted" in (img.captions[0] or "") for img in at.get("image"))
+
+
+def test_gallery_marks_right_and_wrong_answers(lab_home):
+    at = open_predict()
+    captions = [img.captions[0] for img in at.get("image")]
+    assert len(captions) == 16
+    assert all(c[0] in "✓✗" for c in captions)
+    assert sum(c.startswith("✓") for c in captions) >= 12  # the shipped model is ~98% right
+
+
+def test_a_dataset_without_models_says_where_to_train(lab_home, monkeypatch, tmp_path):
+    at = open_predict("cifar10")
+    assert not at.exception
+    assert "No trained model" in at.info[0].value
+
+
+@pytest.mark.browser
+def test_drawing_a_one_in_chromium_shows_the_prediction(app_server, page):
+    page.goto(app_server["url"] + "/predict")
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for()
+    box = canvas.bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + box["height"] * 0.15)
+    page.mouse.down()
+    for step in range(1, 21):
+        page.mouse.move(x + step * 0.3, box["y"] + box["height"] * (0.15 + 0.035 * step))
+    page.mouse.up()
+    page.get_by_text("What the model receives").wait_for(timeout=30_000)
+    metric = page.locator("[data-testid='stMetric']").filter(has_text="Prediction")
+    metric.wait_for()
+    assert metric.locator("[data-testid='stMetricValue']").inner_text().strip() == "1"
+    page.get_by_test_id("stSidebarUserContent").get_by_text("Dataset").wait_for()  # app.py ran
+    page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for()  # the probability bars
+
+
+@pytest.mark.browser
+def test_uploading_a_digit_in_chromium_shows_its_prediction(app_server, page, tmp_path):
+    path = tmp_path / "digit.png"
+    path.write_bytes(digit_one_png(ink=(0, 0, 0, 255), paper=(255, 255, 255, 255)))
+    page.goto(app_server["url"] + "/predict")
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
+    page.get_by_text("digit.png").first.wait_for()
+    first_answer = page.locator("[data-testid='stMarkdownContainer'] li").first
+    first_answer.wait_for(timeout=30_000)
+    assert first_answer.inner_text().startswith("1:")

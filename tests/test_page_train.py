@@ -1,0 +1,212 @@
+"""The Train page through AppTest: start, watch, stop, resume and compare real runs."""
+
+import re
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnn_core import datasets, runs
+from tests.conftest import REPO
+
+TINY_LAYERS = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "maxpool", "size": 2}]
+
+
+@pytest.fixture
+def tiny_dataset(lab_home):
+    """96 random 12×12 images in 3 classes, saved as an own dataset, so runs take seconds."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (96, 12, 12, 1), dtype=np.uint8)
+    y = np.arange(96) % 3
+    ds = datasets.Dataset(
+        "tiny", "tiny", x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user", "test"
+    )
+    return datasets.save_user_dataset(ds, "tiny")
+
+
+def open_train(dataset: str) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.session_state["dataset"] = dataset
+    at.run()
+    at.switch_page("pages/train.py").run()
+    return at
+
+
+def wait_for_state(run_id: str, states: tuple[str, ...], timeout: float = 120) -> runs.RunStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = runs.read_status(run_id)
+        if status.state in states:
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"{run_id} stayed {runs.read_status(run_id).state}, wanted {states}")
+
+
+def start_custom_run(at: AppTest, epochs: int) -> str:
+    at.selectbox(key="train_model").set_value("custom").run()
+    at.session_state["custom_layers"] = TINY_LAYERS
+    at.number_input[1].set_value(epochs)  # Epochs
+    at.button[-1].click()  # the form's "Start training"
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    return at.session_state["run_id"]
+
+
+def test_page_renders_the_model_summary_and_no_runs(lab_home):
+    at = open_train("mnist")
+    assert not at.exception
+    assert at.selectbox(key="train_model").value == "simple_convnet"
+    assert any("34,506 parameters" in e.label for e in at.expander)
+    assert any("No runs yet" in c.value for c in at.caption)
+
+
+def test_a_run_started_on_the_page_finishes_and_shows_its_curves(tiny_dataset):
+    at = open_train(tiny_dataset)
+    run_id = start_custom_run(at, epochs=2)
+    wait_for_state(run_id, ("finished",))
+    at.run()
+    assert not at.exception
+    assert any("finished" in m.value for m in at.markdown)
+    assert any("Test accuracy" in s.value for s in at.success)
+    table = at.dataframe[-1].value
+    assert table["state"].tolist() == ["finished"] and table["epochs"].tolist() == [2]
+    downloads = {b.label for b in at.get("download_button")}
+    assert {"Metrics (CSV)", "Model (.keras)", "loss per epoch", "accuracy per epoch"} <= downloads
+
+
+def test_stop_and_resume_through_the_page_continue_the_epochs(tiny_dataset):
+    at = open_train(tiny_dataset)
+    run_id = start_custom_run(at, epochs=60)
+    wait_for_state(run_id, ("running",))
+    deadline = time.monotonic() + 60
+    while runs.read_status(run_id).epoch < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    at.run()
+    at.button(key=f"stop-{run_id}").click().run()
+    stopped = wait_for_state(run_id, ("stopped",), timeout=30)
+    at.run()
+    at.button(key=f"resume-{run_id}").click().run()
+    assert not at.exception
+    wait_for_state(run_id, ("running", "finished"))
+    deadline = time.monotonic() + 60
+    while (
+        runs.read_status(run_id).epoch <= stopped.last_checkpoint + 1
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    at.run()
+    at.button(key=f"stop-{run_id}").click().run()
+    wait_for_state(run_id, ("stopped",), timeout=30)
+    epochs = [r["epoch"] for r in runs.epoch_records(runs.read_metrics(run_id)[0])]
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > stopped.last_checkpoint
+
+
+def test_an_impossible_layer_list_is_explained_before_training(tiny_dataset):
+    at = open_train(tiny_dataset)
+    at.selectbox(key="train_model").set_value("custom").run()
+    at.session_state["custom_layers"] = [{"type": "maxpool", "size": 2}] * 5
+    at.run()
+    assert not at.exception
+    assert "nothing left to pool" in at.error[0].value or "1×1" in at.error[0].value
+    assert not runs.list_runs()
+
+
+def test_a_batch_larger_than_the_dataset_is_refused(tiny_dataset):
+    at = open_train(tiny_dataset)
+    at.selectbox(key="train_model").set_value("custom").run()
+    at.session_state["custom_layers"] = TINY_LAYERS
+    at.select_slider[0].set_value(512)  # batch size, more than the 72 training images
+    at.button[-1].click()
+    at.run()
+    assert not at.exception
+    assert "batch" in at.error[0].value.lower()
+    assert not runs.list_runs()
+
+
+def test_fashion_presets_include_the_overfitting_pair(lab_home):
+    at = open_train("fashion_mnist")
+    assert not at.exception
+    labels = [b.key for b in at.button]
+    if datasets.is_available("fashion_mnist"):
+        assert "preset-overfitting" in labels and "preset-fashion-quick" in labels
+    else:
+        assert "not available" in at.warning[0].value
+
+
+def test_a_second_session_follows_the_run_in_progress(tiny_dataset):
+    first = open_train(tiny_dataset)
+    run_id = start_custom_run(first, epochs=60)
+    wait_for_state(run_id, ("running",))
+    second = open_train(tiny_dataset)
+    assert second.session_state["run_id"] == run_id
+    assert any(run_id in b.key for b in second.button if b.key)  # its Stop button
+    second.button(key=f"stop-{run_id}").click().run()
+    wait_for_state(run_id, ("stopped",), timeout=30)
+
+
+def wait_for_epoch(page, at_least: int, timeout: float = 90) -> int:
+    """The epoch the progress line shows, once it is at least `at_least`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"epoch (\d+)/200", page.content())
+        if found and int(found.group(1)) >= at_least:
+            return int(found.group(1))
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the page never showed epoch {at_least} or later")
+
+
+@pytest.mark.browser
+def test_train_stop_resume_in_chromium_with_a_second_tab(app_server, page, monkeypatch):
+    monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (96, 12, 12, 1), dtype=np.uint8)
+    y = np.arange(96) % 3
+    ds = datasets.Dataset("t", "t", x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user", "t")
+    datasets.save_user_dataset(ds, "browser-tiny")
+
+    page.goto(app_server["url"] + "/train")
+    sidebar = page.get_by_test_id("stSidebarUserContent")
+    sidebar.get_by_role("combobox").click()
+    page.get_by_role("option", name="Own images: browser-tiny").click()
+    page.get_by_text("Start training").wait_for()
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("200")
+    epochs.press("Tab")
+    page.get_by_role("button", name="Start training").click()
+
+    assert wait_for_epoch(page, 2) >= 2
+    charts = page.locator(".vega-embed")
+    charts.first.wait_for()
+    assert charts.count() >= 2
+
+    other = page.context.new_page()  # a second tab shows the same live run
+    other.goto(app_server["url"] + "/train")
+    assert wait_for_epoch(other, 1) >= 1
+    other.close()
+
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("stopped", exact=True).wait_for(timeout=60_000)
+    stopped_at = wait_for_epoch(page, 1)
+    page.get_by_role("button", name="Resume").click()
+    assert wait_for_epoch(page, stopped_at + 2) >= stopped_at + 2
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("stopped", exact=True).wait_for(timeout=60_000)
+
+
+def test_a_finished_run_is_offered_for_prediction_without_loading_its_data(
+    tiny_dataset, monkeypatch
+):
+    from cnn_core import trained
+
+    at = open_train(tiny_dataset)
+    run_id = start_custom_run(at, epochs=1)
+    wait_for_state(run_id, ("finished",))
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("listing trained models must not load a dataset")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_loading)
+    (choice,) = [t for t in trained.list_trained(tiny_dataset) if t.key == f"run:{run_id}"]
+    assert choice.input_shape == (12, 12, 1) and choice.class_names == ("a", "b", "c")
+    assert trained.load_trained(choice.key).output_shape == (None, 3)
