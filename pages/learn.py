@@ -1,0 +1,214 @@
+"""Learn: the convolution of seed 002 (figures 9 to 13), step by step on an image you edit."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from cnn_core import convolution as conv
+from cnn_core.plots import figure_png, matrix_figure
+from pages import _shared  # noqa: F401  (runs a deep link through app.py, see _shared)
+
+IMAGE_KEY = "learn_image"
+CUSTOM_KEY = "learn_custom_filter"
+FILTER_KEY = "learn_filter"
+PADDING_KEY = "learn_padding"
+STRIDE_KEY = "learn_stride"
+STEP_KEY = "learn_step"
+POOL_STEP_KEY = "learn_pool_step"
+CUSTOM = "custom"
+FILTER_CHOICES = [*conv.FILTERS, CUSTOM]
+IDENTITY = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=np.float64)
+POOL_SIZE = 2
+PADDING_LABELS = {"valid": "valid (no padding)", "same": "same (keep the size)"}
+
+
+def grid_frame(values: np.ndarray) -> pd.DataFrame:
+    """A matrix as a table with columns "1", "2", ... for the editors and tables."""
+    return pd.DataFrame(values, columns=[str(c + 1) for c in range(values.shape[1])])
+
+
+def filter_title(name: str) -> str:
+    return "Your own 3×3 filter" if name == CUSTOM else conv.FILTER_TITLES[name]
+
+
+def reset_image() -> None:
+    st.session_state.pop(IMAGE_KEY, None)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def matrix_png(values: np.ndarray, title: str, highlight=None, padding=((0, 0), (0, 0))) -> bytes:
+    """The PNG of a matrix figure; cached, so stepping back and forth redraws nothing."""
+    return figure_png(matrix_figure(values, title, highlight=highlight, padding=padding))
+
+
+def show_png(png: bytes, file_name: str, key: str) -> None:
+    st.image(png)
+    st.download_button(
+        "PNG",
+        png,
+        file_name=f"{file_name}.png",
+        mime="image/png",
+        key=key,
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def choose_inputs() -> tuple[object, object, str, str, int]:
+    """The widgets; returns (image cells, filter cells, filter name, padding, stride)."""
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.subheader("Input image, 6×6")
+        image_cells = st.data_editor(
+            grid_frame(conv.SEED_IMAGE), key=IMAGE_KEY, hide_index=True, num_rows="fixed"
+        )
+        st.button(
+            "Back to the seed's image",
+            on_click=reset_image,
+            key="learn_reset",
+            icon=":material/restart_alt:",
+        )
+    with right:
+        st.subheader("Filter and settings")
+        name = st.selectbox("Filter", FILTER_CHOICES, format_func=filter_title, key=FILTER_KEY)
+        if name == CUSTOM:
+            st.caption("Type any numbers. It starts as the identity: it copies the centre pixel.")
+            filter_cells = st.data_editor(
+                grid_frame(IDENTITY),
+                key=CUSTOM_KEY,
+                hide_index=True,
+                num_rows="fixed",
+                column_config={
+                    c: st.column_config.NumberColumn(format="plain") for c in ("1", "2", "3")
+                },
+            )
+        else:
+            filter_cells = conv.FILTERS[name]
+            st.dataframe(grid_frame(filter_cells), hide_index=True)
+            st.caption(conv.FILTER_NOTES[name])
+        padding = st.radio(
+            "Padding",
+            list(PADDING_LABELS),
+            format_func=PADDING_LABELS.get,
+            horizontal=True,
+            key=PADDING_KEY,
+        )
+        stride = st.radio("Stride", [1, 2], horizontal=True, key=STRIDE_KEY)
+    return image_cells, filter_cells, name, padding, stride
+
+
+def show_output_size(result: conv.ConvResult, padding: str) -> None:
+    n, f, s = result.image.shape[0], result.kernel.shape[0], result.stride
+    st.subheader("Output size")
+    st.latex(conv.size_formula(n, f, padding, s))
+    (top, bottom), _ = result.padding
+    rows, cols = result.output.shape
+    text = f"n = {n} pixels, f = {f}, s = {s}: the output is **{rows} × {cols}**."
+    if top != bottom:
+        text += (
+            f" Keras' *same* padding adds just enough zeros for ⌈n / s⌉ = {rows} outputs: "
+            f"{top} before (top, left) and {bottom} after (bottom, right). When the count is "
+            "odd, the extra zero goes after."
+        )
+    st.markdown(text)
+
+
+def show_steps(result: conv.ConvResult) -> None:
+    st.subheader("The window, step by step")
+    st.markdown(
+        "Each output number comes from one position of the filter: multiply the 3×3 window "
+        "by the filter cell by cell, then add the nine products. Move the window to see it."
+    )
+    count = len(result.steps)
+    position = st.slider("Window position", 1, count, 1, key=STEP_KEY) if count > 1 else 1
+    step = result.steps[position - 1]
+    kh, kw = result.kernel.shape
+    st.caption(f"Output row {step.row + 1}, column {step.col + 1}.")
+    # Column widths follow the matrices' widths, so every cell is drawn at the same scale.
+    columns = st.columns([result.padded.shape[1], kw, kw, result.output.shape[1]])
+    with columns[0]:
+        title = "Input, padded" if any(sum(p) for p in result.padding) else "Input"
+        show_png(
+            matrix_png(result.padded, title, (step.top, step.left, kh, kw), result.padding),
+            "input-window",
+            "learn_png_input",
+        )
+    with columns[1]:
+        show_png(matrix_png(result.kernel, "Filter"), "filter", "learn_png_filter")
+    with columns[2]:
+        show_png(matrix_png(step.products, "Window × filter"), "products", "learn_png_products")
+    with columns[3]:
+        show_png(
+            matrix_png(result.output, "Output", (step.row, step.col, 1, 1)),
+            "output",
+            "learn_png_output",
+        )
+    st.metric("Sum of the products", conv.format_numbers([step.total])[0])
+    st.code(conv.step_expression(step, result.kernel), language=None, wrap_lines=True)
+
+
+def show_pooling(result: conv.ConvResult) -> None:
+    st.subheader("Max-pooling, 2×2 with stride 2")
+    st.markdown(
+        "Pooling shrinks the map: each 2×2 block keeps only its largest number, the strongest "
+        "response of the filter there. Notice that the edge survives while the map halves."
+    )
+    try:
+        pooled = conv.max_pool(result.output, POOL_SIZE, POOL_SIZE)
+    except ValueError as exc:
+        st.info(f"The output is too small to pool: {exc}")
+        return
+    count = len(pooled.steps)
+    position = (
+        st.slider("Pooling window position", 1, count, 1, key=POOL_STEP_KEY) if (count > 1) else 1
+    )
+    step = pooled.steps[position - 1]
+    left, right, _ = st.columns([result.output.shape[1], max(pooled.output.shape[1], 2), 4])
+    with left:
+        show_png(
+            matrix_png(
+                result.output, "Convolution output", (step.top, step.left, POOL_SIZE, POOL_SIZE)
+            ),
+            "pool-window",
+            "learn_png_pool_input",
+        )
+    with right:
+        show_png(
+            matrix_png(pooled.output, "Pooled", (step.row, step.col, 1, 1)),
+            "pooled",
+            "learn_png_pooled",
+        )
+    window = ", ".join(conv.format_numbers(step.window))
+    st.metric("Largest in the window", conv.format_numbers([step.value])[0])
+    st.caption(f"max({window}) = {conv.format_numbers([step.value])[0]}")
+
+
+def render() -> None:
+    st.title("Learn: how a convolution sees an image")
+    st.markdown(
+        "A convolution slides a small filter over the image. At every position it multiplies "
+        "the pixels under the window by the filter's numbers and adds them up, giving one "
+        "number of the output map (seed 002, figures 9 to 13). Edit the image or the filter "
+        "and watch where the output is large: that is where the image looks like the filter."
+    )
+    image_cells, filter_cells, name, padding, stride = choose_inputs()
+    try:
+        image = conv.parse_grid(image_cells, "The input image", shape=conv.SEED_IMAGE.shape)
+        kernel = conv.parse_grid(filter_cells, "Your filter", shape=(3, 3))
+        result = conv.convolve(image, kernel, padding, stride)
+    except ValueError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    show_output_size(result, padding)
+    st.subheader("Output map")
+    st.dataframe(grid_frame(result.output), hide_index=True)
+    if name == "vertical":
+        st.caption(
+            "With the seed's image this is figure 13: the largest numbers sit where bright "
+            "pixels on the left meet dark ones on the right, negative ones the other way round."
+        )
+    show_steps(result)
+    show_pooling(result)
+
+
+render()

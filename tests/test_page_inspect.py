@@ -1,0 +1,161 @@
+"""The Inspect page through AppTest, with the shipped MNIST model and a tiny run of three epochs."""
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnn_core import datasets, runs, training
+from tests.conftest import REPO
+from tests.test_runs import save_tiny_dataset, tiny_config
+
+PRETRAINED = "pretrained:mnist-simple_convnet"
+CONV_LAYERS = ["conv1", "conv2", "conv3"]
+MAP_LAYERS = {  # the shipped simple ConvNet's conv and pooling layers and their output shapes
+    "conv1": "28 × 28 × 32",
+    "conv2": "28 × 28 × 32",
+    "pool1": "14 × 14 × 32",
+    "conv3": "14 × 14 × 32",
+    "pool2": "7 × 7 × 32",
+}
+
+
+def open_inspect(dataset: str = "mnist", tab: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.session_state["dataset"] = dataset
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if tab:
+        at.session_state["inspect_tab"] = tab
+    at.switch_page("pages/inspect.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def download_keys(at: AppTest, prefix: str) -> list[str]:
+    """The PNG buttons whose key starts with prefix, sorted (columns fill two at a time)."""
+    return sorted(b.key for b in at.get("download_button") if b.key and b.key.startswith(prefix))
+
+
+def input_caption(at: AppTest) -> str:
+    return next(c for img in at.get("image") for c in img.captions if "the model says" in c)
+
+
+def one_stroke() -> np.ndarray:
+    """A vertical bar in the middle of a black 28×28 square: a 1, as the canvas would give it."""
+    x = np.zeros((28, 28, 1), np.float32)
+    x[5:23, 13:15] = 1.0
+    return x
+
+
+@pytest.fixture
+def replay_run(lab_home):
+    """A finished run on a tiny 12×12 dataset with checkpoints after epochs 1, 2 and 3."""
+    save_tiny_dataset()
+    run_id = runs.create_run(runs.validate_config(tiny_config(epochs=3)))
+    assert training.train_run(run_id) == 0
+    return run_id
+
+
+def test_filters_of_every_conv_layer_with_a_switchable_colour_scale(lab_home):
+    at = open_inspect()
+    assert download_keys(at, "png-filters-") == [f"png-filters-{n}" for n in CONV_LAYERS]
+    headings = [m.value for m in at.markdown if m.value.startswith("**conv")]
+    assert sorted(h.split("**")[1] for h in headings) == CONV_LAYERS
+    assert any("conv1**: 32 filters of 3×3, each over 1 input channel" in h for h in headings)
+    shared = [tuple(img.value) for img in at.get("image")]
+    at.radio(key="inspect_scale").set_value("per_filter").run()
+    assert not at.exception
+    per_filter = [tuple(img.value) for img in at.get("image")]
+    assert len(per_filter) == len(shared) == 1 + len(CONV_LAYERS)  # the input, then the filters
+    assert per_filter[0] == shared[0]  # the same input image
+    assert not set(per_filter[1:]) & set(shared[1:])  # every layer's filters redrawn
+
+
+def test_feature_maps_of_every_conv_and_pooling_layer_with_its_shape(lab_home):
+    at = open_inspect(tab="Feature maps")
+    headings = [m.value for m in at.markdown if m.value.startswith("**") and "output" in m.value]
+    assert {h.split("**")[1]: h.split("output ")[1] for h in headings} == MAP_LAYERS
+    assert download_keys(at, "png-maps-") == sorted(f"png-maps-{n}" for n in MAP_LAYERS)
+    assert any("The weights of conv1 filter 0 " in c.value for c in at.caption)
+    # A pooled map shows the conv filter that made the map it pools.
+    at.selectbox(key=f"inspect_map_layer-{PRETRAINED}").set_value("pool1").run()
+    at.number_input(key=f"inspect_map_channel-{PRETRAINED}-pool1").set_value(5).run()
+    assert not at.exception
+    assert any("map 5 of conv2, made by conv2 filter 5" in c.value for c in at.caption)
+
+
+def test_saliency_and_grad_cam_for_a_chosen_class(lab_home):
+    at = open_inspect(tab="Saliency and Grad-CAM", inspect_input=("your drawing", one_stroke()))
+    assert "the model says 1" in input_caption(at)
+    assert any(c.value.startswith("Explaining 1 ") for c in at.caption)
+    before = [tuple(img.value) for img in at.get("image")]
+    at.selectbox(key=f"inspect_class-{PRETRAINED}").set_value(7).run()
+    assert not at.exception
+    assert any(c.value.startswith("Explaining 7 ") for c in at.caption)
+    after = [tuple(img.value) for img in at.get("image")]
+    assert after[1] != before[1]
+    assert download_keys(at, "png-explanation") == ["png-explanation"]
+    at.selectbox(key=f"inspect_cam_layer-{PRETRAINED}").set_value("conv1").run()
+    assert not at.exception
+    assert [tuple(img.value) for img in at.get("image")][1] != after[1]
+
+
+def test_the_latest_drawing_from_predict_is_inspected(lab_home):
+    at = open_inspect(inspect_input=("your drawing", one_stroke()))
+    assert at.radio(key="inspect_source").value == "drawing"
+    assert input_caption(at).startswith("your image (your drawing): the model says 1")
+    at.radio(key="inspect_source").set_value("test").run()
+    ds = datasets.load_dataset("mnist")
+    at.number_input(key="inspect_index-mnist").set_value(7).run()
+    assert input_caption(at).startswith(f"test image 7 (true class {ds.y_test[7]})")
+
+
+def test_a_drawing_that_does_not_fit_the_model_falls_back_to_a_test_image(lab_home):
+    at = open_inspect(inspect_input=("photo.png", np.zeros((32, 32, 3), np.float32)))
+    assert "inspect_source" not in [r.key for r in at.radio]  # no choice to offer
+    assert any("does not fit" in c.value and "28 × 28 × 1" in c.value for c in at.caption)
+    assert input_caption(at).startswith("test image 0 ")
+    at.button(key="inspect_random").click().run()
+    assert not at.exception
+    assert 0 <= at.number_input(key="inspect_index-mnist").value < 2000
+
+
+def test_activation_maximisation_runs_only_behind_its_button(lab_home):
+    at = open_inspect(tab="What a filter looks for")
+    assert not download_keys(at, "png-pattern")
+    assert any("takes a few seconds" in c.value for c in at.caption)
+    at.selectbox(key=f"inspect_am_layer-{PRETRAINED}").set_value("conv2").run()
+    at.number_input(key=f"inspect_am_filter-{PRETRAINED}-conv2").set_value(3).run()
+    at.button(key="inspect_am_run").click().run()
+    assert not at.exception
+    assert download_keys(at, "png-pattern") == ["png-pattern"]
+    assert any("What conv2 filter 3 looks for" in c.value for c in at.caption)
+    assert any("mean activation rose" in c.value for c in at.caption)
+
+
+def test_a_dataset_without_models_shows_a_message(lab_home):
+    at = open_inspect("cifar10")
+    assert "No trained model" in at.info[0].value
+
+
+def test_replay_shows_each_epoch_of_a_run(replay_run):
+    at = open_inspect(f"{datasets.USER_PREFIX}tiny")
+    key = f"run:{replay_run}"
+    assert at.selectbox(key="inspect_model").value == key
+    slider = at.select_slider(key=f"inspect_epoch-{key}")
+    assert slider.options == ["1", "2", "3"] and slider.value == 3
+    final = [tuple(img.value) for img in at.get("image")]
+    slider.set_value(1).run()
+    assert not at.exception
+    first = [tuple(img.value) for img in at.get("image")]
+    assert len(first) == len(final) == 2  # the input and the one conv layer's filters
+    assert first[1] != final[1]  # the filters after epoch 1 are not the final ones
+
+
+def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
+    runs.run_paths(replay_run).checkpoint(1).write_bytes(b"not a keras file")
+    at = open_inspect(f"{datasets.USER_PREFIX}tiny")
+    at.select_slider(key=f"inspect_epoch-run:{replay_run}").set_value(1).run()
+    assert not at.exception
+    assert "cannot be loaded" in at.error[0].value

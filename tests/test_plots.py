@@ -1,0 +1,111 @@
+"""Tests for cnn_core.plots: each builder returns a Figure that renders to a sensible PNG."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from cnn_core import plots
+from cnn_core.plots import (
+    PNG_SIGNATURE,
+    class_bars_figure,
+    confusion_figure,
+    feature_maps_figure,
+    figure_png,
+    filters_figure,
+    history_figure,
+    image_grid_figure,
+    matrix_figure,
+)
+
+RNG = np.random.default_rng(0)
+NAMES = [str(i) for i in range(10)]
+HISTORY = [
+    {
+        "kind": "epoch",
+        "epoch": 1,
+        "loss": 0.9,
+        "val_loss": 0.7,
+        "accuracy": 0.7,
+        "val_accuracy": 0.8,
+    },
+    {"kind": "batch", "epoch": 2, "loss": 0.5},
+    {"kind": "epoch", "epoch": 2, "loss": 0.4, "val_loss": None, "accuracy": 0.9},
+]
+
+
+def check_png(fig: Figure, min_side: int = 100, max_side: int = 2500) -> bytes:
+    assert isinstance(fig, Figure)
+    png = figure_png(fig)
+    assert png.startswith(PNG_SIGNATURE)
+    assert 1_000 < len(png) < 3_000_000
+    with Image.open(io.BytesIO(png)) as image:
+        assert min_side <= min(image.size) and max(image.size) <= max_side
+    assert not fig.axes  # figure_png frees the figure
+    return png
+
+
+CASES = {
+    "confusion counts": lambda: confusion_figure(RNG.integers(0, 50, (10, 10)), NAMES, False),
+    "confusion normalised": lambda: confusion_figure(RNG.uniform(size=(3, 3)), list("abc"), True),
+    "confusion 40 classes": lambda: confusion_figure(
+        RNG.integers(0, 9, (40, 40)), [f"c{i}" for i in range(40)], False
+    ),
+    "history": lambda: history_figure(HISTORY, "loss"),
+    "history empty": lambda: history_figure([], "accuracy"),
+    "image grid": lambda: image_grid_figure(
+        RNG.uniform(size=(10, 28, 28, 1)), [f"p {i}" for i in range(10)], cols=5
+    ),
+    "image grid rgb uint8": lambda: image_grid_figure(
+        RNG.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8), None, cols=8, title="CIFAR"
+    ),
+    "image grid empty": lambda: image_grid_figure([], None),
+    "filters mean": lambda: filters_figure(RNG.uniform(size=(32, 3, 3)), "mean"),
+    "filters rgb": lambda: filters_figure(RNG.uniform(size=(16, 3, 3, 3)), "rgb"),
+    "filters per channel": lambda: filters_figure(
+        RNG.uniform(size=(6, 16, 5, 5)), "per_input_channel"
+    ),
+    "feature maps": lambda: feature_maps_figure(RNG.uniform(size=(14, 14, 64)), max_maps=16),
+    "class bars": lambda: class_bars_figure(RNG.dirichlet(np.ones(10)), NAMES, true_index=3),
+    "matrix with window": lambda: matrix_figure(
+        RNG.integers(-9, 9, (8, 8)), "input", highlight=(1, 2, 3, 3), padding=((1, 1), (1, 1))
+    ),
+    "matrix non-negative": lambda: matrix_figure(np.arange(36).reshape(6, 6) / 7),
+    "matrix with -inf": lambda: matrix_figure(np.array([[1.0, -np.inf], [2.0, 3.0]])),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_figures_render_to_png(name):
+    check_png(CASES[name](), min_side=80)
+
+
+def test_no_pyplot_state():
+    before = sys.modules.get("matplotlib.pyplot")
+    figs = before.get_fignums() if before is not None else []
+    check_png(confusion_figure(np.eye(3, dtype=int), list("abc"), False))
+    after = sys.modules.get("matplotlib.pyplot")
+    assert after is None or after.get_fignums() == figs
+    assert plots.new_figure(2, 2).canvas.get_default_filetype() == "png"
+
+
+def test_png_size_follows_the_figure():
+    png = figure_png(plots.new_figure(4, 3))
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size == (400, 300)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="3 class names"):
+        confusion_figure(np.eye(2), list("abc"), False)
+    with pytest.raises(ValueError, match="do not fit mode"):
+        filters_figure(RNG.uniform(size=(4, 3, 3)), "rgb")
+    with pytest.raises(ValueError, match="titles"):
+        image_grid_figure(RNG.uniform(size=(3, 4, 4)), ["a"])
+    with pytest.raises(ValueError, match="between 0 and 9"):
+        class_bars_figure(np.full(10, 0.1), NAMES, true_index=10)
