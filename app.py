@@ -2,11 +2,20 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
+from pages._shared import dataset_sidebar
+
+st.set_page_config(page_title="CNN Lab", page_icon=":material/neurology:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/draw:"),
+    st.Page("pages/inspect.py", title="Inspect", icon=":material/visibility:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/grid_on:"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
 ]
 
 page = st.navigation(PAGES)
+dataset_sidebar()
 page.run()

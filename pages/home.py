@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core import datasets
+from pages._shared import dataset_label  # noqa: F401  (also runs deep links through app.py)
 
 st.title("CNN Lab")
 st.markdown(
@@ -12,6 +13,23 @@ st.markdown(
     "and then look inside: the filters it learned, the feature maps of your own drawing, and "
     "the mistakes behind its confusion matrix. Everything runs on this computer, offline."
 )
+
+st.subheader("A first path through the lab")
+steps = [
+    ("pages/predict.py", "1. Draw a digit", ":material/draw:",
+     "and watch the shipped model read it as you draw."),
+    ("pages/inspect.py", "2. Look inside", ":material/visibility:",
+     "the filters and the feature maps your drawing lights up."),
+    ("pages/train.py", "3. Train your own", ":material/model_training:",
+     "network, stop and resume it, and compare it with others."),
+    ("pages/evaluate.py", "4. Find its mistakes", ":material/grid_on:",
+     "in the confusion matrix: click a cell to see the images behind it."),
+]  # fmt: skip
+for target, label, icon, rest in steps:
+    left, right = st.columns([1, 3], vertical_alignment="center")
+    left.page_link(target, label=label, icon=icon)
+    right.markdown(rest)
+st.caption("Curious how a convolution works at all? The Learn page computes one step by step.")
 
 st.subheader("Datasets on this machine")
 rows = []

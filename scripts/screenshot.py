@@ -28,7 +28,7 @@ def main() -> None:
             page.goto(f"{args.url.rstrip('/')}/{path}")
             page.wait_for_selector("[data-testid='stAppViewContainer']")
             if args.wait_text:
-                page.get_by_text(args.wait_text).first.wait_for()
+                page.get_by_text(args.wait_text, exact=True).first.wait_for()
             page.wait_for_timeout(args.settle_ms)
             target = args.out / f"{path or 'home'}.png"
             page.screenshot(path=str(target), full_page=True)
