@@ -7,6 +7,8 @@ from PIL import Image
 from cnn_core import datasets
 
 DEFAULT_DATASET = "mnist"
+CHOSEN_MODEL = "chosen_model"  # session key of the trained model chosen on any page
+CHOSEN_MODEL_LABEL = "chosen_model_label"
 
 
 def _leave_legacy_pages_mode() -> None:
@@ -45,6 +47,8 @@ def dataset_sidebar() -> str:
         st.session_state["dataset"] = DEFAULT_DATASET
     chosen = st.sidebar.selectbox("Dataset", names, key="dataset", format_func=dataset_label)
     st.sidebar.caption(f"In use: {datasets.active_title(chosen)}")
+    if st.session_state.get(CHOSEN_MODEL_LABEL):
+        st.sidebar.caption(f"Model: {st.session_state[CHOSEN_MODEL_LABEL]}")
     return chosen
 
 
@@ -84,9 +88,24 @@ def model_chooser(dataset: str, key: str = "model_key"):
         )
         return None
     by_key = {c.key: c for c in choices}
-    if st.session_state.get(key) not in by_key:
+    # One choice for the whole session: each page's widget follows CHOSEN_MODEL, and a
+    # change on any page updates it (in on_change, so before the sidebar is drawn).
+    wanted = st.session_state.get(CHOSEN_MODEL)
+    if wanted in by_key:
+        st.session_state[key] = wanted
+    elif st.session_state.get(key) not in by_key:
         st.session_state[key] = choices[0].key
-    chosen = st.selectbox("Model", list(by_key), key=key, format_func=lambda k: by_key[k].label)
+
+    def remember() -> None:
+        chosen = by_key[st.session_state[key]]
+        st.session_state[CHOSEN_MODEL] = chosen.key
+        st.session_state[CHOSEN_MODEL_LABEL] = chosen.label
+
+    chosen = st.selectbox(
+        "Model", list(by_key), key=key, format_func=lambda k: by_key[k].label, on_change=remember
+    )
+    if st.session_state.get(CHOSEN_MODEL) != chosen:
+        remember()
     return by_key[chosen]
 
 

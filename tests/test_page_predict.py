@@ -111,3 +111,18 @@ def test_uploading_a_digit_in_chromium_shows_its_prediction(app_server, page, tm
     first_answer = page.locator("[data-testid='stMarkdownContainer'] li").first
     first_answer.wait_for(timeout=30_000)
     assert first_answer.inner_text().startswith("1:")
+
+
+def test_the_chosen_model_is_kept_across_pages_and_shown_in_the_sidebar(lab_home):
+    at = open_predict()
+    model_key = at.session_state["chosen_model"]
+    assert model_key.startswith("pretrained:")
+    at.switch_page("pages/evaluate.py").run()
+    assert at.selectbox(key="evaluate_model").value == model_key
+    # AppTest drops the sidebar after switch_page, so check it on a fresh run of app.py
+    # that carries the same session values.
+    home = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
+    for name in ("dataset", "chosen_model", "chosen_model_label"):
+        home.session_state[name] = at.session_state[name]
+    home.run()
+    assert any(c.value.startswith("Model: Pretrained") for c in home.sidebar.caption)
