@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from cnn_core import datasets, history, jobs, models, plots, presets, runs
+from cnn_core import datasets, history, jobs, models, plots, presets, runs, sharing
 from pages._shared import load_chosen_dataset
 
 POLL_S = 1.0
@@ -101,6 +101,12 @@ def charts(records: list[dict], status: runs.RunStatus) -> None:
             line_chart(history.epoch_frame(records, metric))
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def shared_zip(run_id: str) -> bytes:
+    """A finished run never changes, so its export is built once."""
+    return sharing.export_run(run_id)
+
+
 def run_actions(run_id: str, status: runs.RunStatus) -> None:
     cols = st.columns(4)
     if status.active and cols[0].button("Stop", icon=":material/stop:", key=f"stop-{run_id}"):
@@ -121,6 +127,12 @@ def run_actions(run_id: str, status: runs.RunStatus) -> None:
         if paths.model.is_file():
             cols[2].download_button("Model (.keras)", paths.model.read_bytes(), f"{run_id}.keras",
                                     key=f"model-{run_id}")  # fmt: skip
+            if status.state == "finished":
+                cols[2].download_button(
+                    "Share (weights + config)", shared_zip(run_id), f"{run_id}.cnnlab.zip",
+                    "application/zip", key=f"share-{run_id}",
+                    help="For another CNN Lab: import it under Runs on this machine.",
+                )  # fmt: skip
         with cols[3].popover("Charts (PNG)", icon=":material/download:"):
             records = runs.epoch_records(history_for(run_id).records)
             for metric in history.CURVES:
@@ -327,3 +339,19 @@ if ds is not None:
 
 st.subheader("Runs on this machine")
 runs_table()
+with st.expander("Import a run shared from another CNN Lab"):
+    st.caption(
+        "A shared run holds the lab's own description of the model and its weights only; "
+        "the model is rebuilt here, so no code from the file is ever run."
+    )
+    shared = st.file_uploader("Shared run (.cnnlab.zip)", type=["zip"], key="import_run")
+    if shared is not None and st.button("Import", key="import_button"):
+        try:
+            imported = sharing.import_run(shared.getvalue())
+        except (sharing.SharingError, runs.RunError) as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["run_id"] = imported
+            st.success(
+                "Imported: it is now listed above and on the Predict, Inspect and Evaluate pages."
+            )

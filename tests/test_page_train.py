@@ -210,3 +210,23 @@ def test_a_finished_run_is_offered_for_prediction_without_loading_its_data(
     (choice,) = [t for t in trained.list_trained(tiny_dataset) if t.key == f"run:{run_id}"]
     assert choice.input_shape == (12, 12, 1) and choice.class_names == ("a", "b", "c")
     assert trained.load_trained(choice.key).output_shape == (None, 3)
+
+
+def test_a_finished_run_is_shared_and_imported_through_the_page(tiny_dataset):
+    at = open_train(tiny_dataset)
+    run_id = start_custom_run(at, epochs=1)
+    wait_for_state(run_id, ("finished",))
+    at.run()
+    share = next(b for b in at.get("download_button") if b.label.startswith("Share"))
+    assert share.proto.url  # the zip is served
+    from cnn_core import sharing
+
+    data = sharing.export_run(run_id)
+    at.file_uploader(key="import_run").set_value(("run.cnnlab.zip", data, "application/zip")).run()
+    at.button(key="import_button").click().run()
+    assert not at.exception
+    assert "Imported" in at.success[-1].value
+    assert len(runs.list_runs()) == 2
+    at.file_uploader(key="import_run").set_value(("bad.zip", b"nope", "application/zip")).run()
+    at.button(key="import_button").click().run()
+    assert "not a zip" in at.error[0].value

@@ -1,0 +1,100 @@
+"""Sharing a run: weights plus the lab's own config out, a rebuilt model in; nothing else."""
+
+import io
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+from cnn_core import models, runs, sharing, trained
+
+LAYERS = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "maxpool", "size": 2}]
+SHAPE = (12, 12, 1)
+NAMES = ["a", "b", "c"]
+
+
+@pytest.fixture
+def finished_run(lab_home):
+    """A finished run made by hand (no worker needed): model, evaluation and one epoch line."""
+    cfg = runs.RunConfig(
+        name="shared", dataset="user:tiny", model="custom", layers=LAYERS, epochs=1
+    )
+    run_id = runs.create_run(cfg)
+    paths = runs.run_paths(run_id)
+    model = models.build_model("custom", SHAPE, 3, LAYERS)
+    model.save(paths.model)
+    evaluation = {"accuracy": 0.5, "loss": 1.0, "input_shape": list(SHAPE), "class_names": NAMES}
+    runs.write_json_atomic(paths.evaluation, evaluation)
+    paths.metrics.write_text(json.dumps({"kind": "epoch", "epoch": 1, "loss": 1.0}) + "\n")
+    runs.update_status(run_id, state="finished", seconds=3.0)
+    return run_id, model
+
+
+def test_export_then_import_gives_the_same_predictions(finished_run):
+    run_id, model = finished_run
+    data = sharing.export_run(run_id)
+    assert set(zipfile.ZipFile(io.BytesIO(data)).namelist()) == {
+        "run.json",
+        "model.weights.h5",
+        "metrics.jsonl",
+    }
+    new_id = sharing.import_run(data)
+    assert new_id != run_id and runs.read_status(new_id).state == "finished"
+    x = np.random.default_rng(0).random((4, *SHAPE), dtype=np.float32)
+    again = trained.load_trained(f"run:{new_id}")
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert [r["epoch"] for r in runs.epoch_records(runs.read_metrics(new_id)[0])] == [1]
+    listed = [t for t in trained.list_trained("user:tiny") if t.key == f"run:{new_id}"]
+    assert listed and listed[0].class_names == tuple(NAMES)
+
+
+def rewrite(data: bytes, **members: bytes) -> bytes:
+    old = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name in old.namelist():
+            if name not in members:
+                z.writestr(name, old.read(name))
+        for name, content in members.items():
+            if content is not None:
+                z.writestr(name, content)
+    return out.getvalue()
+
+
+def test_a_pickle_or_a_full_model_inside_is_refused(finished_run):
+    data = sharing.export_run(finished_run[0])
+    with pytest.raises(sharing.SharingError, match="not a CNN Lab run"):
+        sharing.import_run(rewrite(data, **{"evil.pkl": pickle.dumps(print)}))
+    with pytest.raises(sharing.SharingError, match="not a CNN Lab run"):
+        sharing.import_run(rewrite(data, **{"model.keras": b"PK"}))
+
+
+def test_unknown_config_keys_and_impossible_layers_are_refused(finished_run):
+    data = sharing.export_run(finished_run[0])
+    meta = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("run.json"))
+    meta["config"]["exec"] = "import os"
+    with pytest.raises(sharing.SharingError, match="Unknown config key"):
+        sharing.import_run(rewrite(data, **{"run.json": json.dumps(meta).encode()}))
+    meta["config"].pop("exec")
+    meta["config"]["layers"] = [{"type": "maxpool", "size": 2}] * 6
+    with pytest.raises(sharing.SharingError, match="cannot be built"):
+        sharing.import_run(rewrite(data, **{"run.json": json.dumps(meta).encode()}))
+
+
+def test_weights_of_another_architecture_are_refused(finished_run):
+    data = sharing.export_run(finished_run[0])
+    meta = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("run.json"))
+    meta["config"]["layers"] = [{"type": "conv", "filters": 9, "kernel": 5}]
+    with pytest.raises(sharing.SharingError, match="do not fit"):
+        sharing.import_run(rewrite(data, **{"run.json": json.dumps(meta).encode()}))
+    assert len(runs.list_runs()) == 1  # nothing half-imported
+
+
+def test_not_a_zip_and_unfinished_runs_are_clear_errors(lab_home):
+    with pytest.raises(sharing.SharingError, match="not a zip"):
+        sharing.import_run(b"hello")
+    run_id = runs.create_run(runs.RunConfig(dataset="mnist", model="simple_convnet"))
+    with pytest.raises(sharing.SharingError, match="only a finished run"):
+        sharing.export_run(run_id)
