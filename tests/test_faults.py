@@ -1,0 +1,98 @@
+"""Fault injection: SIGKILL the training worker at random moments, resume, and lose nothing.
+
+The data is learnable (a bright bar on the left, middle or right third of the image), so
+the killed-and-resumed run can be compared with an uninterrupted one on test accuracy.
+"""
+
+import os
+import random
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from cnn_core import datasets, jobs, runs
+
+KILLS = 10
+EPOCHS = 8
+LAYERS = [{"type": "conv", "filters": 6, "kernel": 3}, {"type": "maxpool", "size": 2}]
+
+
+def bars_dataset(n: int = 600, seed: int = 0) -> datasets.Dataset:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.integers(0, 60, (n, 12, 12, 1)).astype(np.uint8)
+    for i, label in enumerate(y):
+        x[i, 2:10, label * 4 : label * 4 + 4, 0] += 150
+    split = n * 4 // 5
+    return datasets.Dataset("bars", "bars", x[:split], y[:split], x[split:], y[split:],
+                            ("left", "middle", "right"), "user", "test")  # fmt: skip
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def config(name: str) -> runs.RunConfig:
+    return runs.RunConfig(name=name, dataset="user:bars", model="custom", layers=LAYERS,
+                          epochs=EPOCHS, batch_size=16, validation_split=0.0, seed=3)  # fmt: skip
+
+
+def state_in(run_id: str, *states: str) -> runs.RunStatus | None:
+    status = runs.read_status(run_id)
+    return status if status.state in states else None
+
+
+def finish(run_id: str) -> runs.RunStatus:
+    return wait_until(lambda: state_in(run_id, "finished"), 180, "the run to finish")
+
+
+@pytest.mark.slow
+def test_ten_sigkills_at_random_moments_lose_nothing(lab_home):
+    datasets.save_user_dataset(bars_dataset(), "bars")
+    rng = random.Random(7)
+
+    clean = jobs.start_run(config("uninterrupted"))
+    finish(clean)
+
+    run_id = jobs.start_run(config("killed"))
+    kills = 0
+    while kills < KILLS:
+        status = wait_until(lambda: state_in(run_id, "running", "finished"), 120, "a worker")
+        if status.state == "finished":
+            break
+        time.sleep(rng.uniform(0.0, 1.5))  # a random moment: start-up, mid-epoch or checkpoint
+        pid = runs.read_status(run_id).pid
+        if pid is None:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        kills += 1
+        status = wait_until(lambda: state_in(run_id, "interrupted", "finished"), 30, "the kill")
+        if status.state == "interrupted":
+            jobs.resume_run(run_id)
+    finish(run_id)
+
+    assert kills >= KILLS // 2, f"only {kills} kills landed before the run finished"
+    records = runs.read_metrics(run_id)[0]
+    epochs = [r["epoch"] for r in runs.epoch_records(records)]
+    assert epochs == list(range(1, EPOCHS + 1)), epochs  # unbroken, no duplicates
+    batches = [(r["epoch"], r["batch"]) for r in records if r["kind"] == "batch"]
+    assert len(batches) == len(set(batches)), "duplicated batch records"
+    for epoch_no in range(1, EPOCHS + 1):  # within an epoch, batch windows only move forward
+        steps = [b for e, b in batches if e == epoch_no]
+        assert steps == sorted(steps)
+    killed_acc = runs.read_evaluation(run_id)["accuracy"]
+    clean_acc = runs.read_evaluation(clean)["accuracy"]
+    print(f"\n{kills} SIGKILLs: test accuracy {killed_acc:.3f}, uninterrupted {clean_acc:.3f}")
+    assert clean_acc > 0.9
+    assert abs(killed_acc - clean_acc) <= 0.05
