@@ -96,3 +96,25 @@ def test_ten_sigkills_at_random_moments_lose_nothing(lab_home):
     print(f"\n{kills} SIGKILLs: test accuracy {killed_acc:.3f}, uninterrupted {clean_acc:.3f}")
     assert clean_acc > 0.9
     assert abs(killed_acc - clean_acc) <= 0.05
+
+
+def test_the_worker_outlives_the_process_that_started_it(lab_home):
+    """A restarted (or crashed) app server does not take its training runs with it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    datasets.save_user_dataset(bars_dataset(), "bars")
+    starter = (
+        "from cnn_core import jobs, runs; import os, signal; "
+        "cfg = runs.RunConfig(dataset='user:bars', model='custom', layers="
+        f"{LAYERS!r}, epochs=4, batch_size=16, validation_split=0.0); "
+        "print(jobs.start_run(cfg), flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    done = subprocess.run([sys.executable, "-c", starter], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120)  # fmt: skip
+    assert done.returncode == -signal.SIGKILL  # the "server" died right after starting the run
+    run_id = done.stdout.strip().splitlines()[-1]
+    status = finish(run_id)
+    assert status.state == "finished" and status.epoch == 4
