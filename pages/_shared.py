@@ -76,6 +76,20 @@ def cached_model(key: str):
     return model, inference.Predictor(model)
 
 
+@st.cache_resource(show_spinner="Loading that epoch's checkpoint…", max_entries=16)
+def cached_checkpoint(key: str, epoch: int):
+    """A run's model as it was after one epoch, shared read-only like cached_model."""
+    from cnn_core import inference, trained
+
+    model = trained.load_checkpoint(key, epoch)
+    return model, inference.Predictor(model)
+
+
+def model_at(key: str, epoch: int | None):
+    """(model, predictor) of the final model (epoch None) or of one epoch's checkpoint."""
+    return cached_model(key) if epoch is None else cached_checkpoint(key, epoch)
+
+
 def model_chooser(dataset: str, key: str = "model_key"):
     """Pick a trained model for the dataset; returns its TrainedModel or None with a hint."""
     from cnn_core import trained

@@ -5,13 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core import evaluation, inference, models, plots, trained
-from pages._shared import (
-    cached_dataset,
-    cached_model,
-    load_chosen_dataset,
-    model_chooser,
-    pixel_image,
-)
+from pages._shared import cached_dataset, load_chosen_dataset, model_at, model_chooser, pixel_image
 
 CELL_LIMIT = 32
 EXAMPLES = 16
@@ -32,18 +26,6 @@ st.markdown(
 
 
 # ---------------------------------------------------------------- models and cached scores
-
-
-@st.cache_resource(show_spinner="Loading that epoch's checkpoint…", max_entries=16)
-def cached_checkpoint(key: str, epoch: int):
-    """A run's model as it was after one epoch, shared read-only like cached_model."""
-    model = trained.load_checkpoint(key, epoch)
-    return model, inference.Predictor(model)
-
-
-def model_at(key: str, epoch: int | None):
-    """(model, predictor) of the final model (epoch None) or of one epoch's checkpoint."""
-    return cached_model(key) if epoch is None else cached_checkpoint(key, epoch)
 
 
 @st.cache_data(show_spinner="Predicting every test image…", max_entries=32)

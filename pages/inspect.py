@@ -4,8 +4,8 @@ import matplotlib
 import numpy as np
 import streamlit as st
 
-from cnn_core import inference, inspection, models, plots, trained
-from pages._shared import cached_model, load_chosen_dataset, model_chooser, pixel_image
+from cnn_core import inspection, models, plots, trained
+from pages._shared import load_chosen_dataset, model_at, model_chooser, pixel_image
 
 AM_STEPS = 60
 MAX_FILTERS = 64
@@ -33,18 +33,6 @@ st.markdown(
 
 
 # ---------------------------------------------------------------- models and cached figures
-
-
-@st.cache_resource(show_spinner="Loading that epoch's checkpoint…", max_entries=16)
-def cached_checkpoint(key: str, epoch: int):
-    """A run's model as it was after one epoch, shared read-only like cached_model."""
-    model = trained.load_checkpoint(key, epoch)
-    return model, inference.Predictor(model)
-
-
-def model_at(key: str, epoch: int | None):
-    """(model, predictor) of the final model (epoch None) or of one epoch's checkpoint."""
-    return cached_model(key) if epoch is None else cached_checkpoint(key, epoch)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
