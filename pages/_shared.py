@@ -90,6 +90,21 @@ def model_at(key: str, epoch: int | None):
     return cached_model(key) if epoch is None else cached_checkpoint(key, epoch)
 
 
+def replay_slider(key: str, widget_prefix: str, caption: str) -> int | None:
+    """The epoch slider of a run with several checkpoints; None means the final model."""
+    from cnn_core import trained
+
+    epochs = trained.checkpoint_epochs(key)
+    if len(epochs) < 2:
+        return None
+    chosen = st.select_slider(
+        "Replay training: the model after epoch", options=epochs, value=epochs[-1],
+        key=f"{widget_prefix}-{key}",
+    )  # fmt: skip
+    st.caption(caption)
+    return None if chosen == epochs[-1] else int(chosen)
+
+
 def model_chooser(dataset: str, key: str = "model_key"):
     """Pick a trained model for the dataset; returns its TrainedModel or None with a hint."""
     from cnn_core import trained

@@ -5,7 +5,14 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core import evaluation, inference, models, plots, trained
-from pages._shared import cached_dataset, load_chosen_dataset, model_at, model_chooser, pixel_image
+from pages._shared import (
+    cached_dataset,
+    load_chosen_dataset,
+    model_at,
+    model_chooser,
+    pixel_image,
+    replay_slider,
+)
 
 CELL_LIMIT = 32
 EXAMPLES = 16
@@ -45,21 +52,12 @@ def confusion_png(matrix: np.ndarray, names: tuple[str, ...], normalised: bool, 
 
 
 def choose_epoch(key: str) -> int | None:
-    """The replay slider for a run with several checkpoints; None means the final model."""
-    epochs = trained.checkpoint_epochs(key)
-    if len(epochs) < 2:
-        return None
-    chosen = st.select_slider(
-        "Replay training: the model after epoch",
-        options=epochs,
-        value=epochs[-1],
-        key=f"evaluate_epoch-{key}",
-    )
-    st.caption(
+    """The replay slider; None means the final model."""
+    return replay_slider(
+        key, "evaluate_epoch",
         "Every number and image below is for the model as it was after this epoch: watch "
-        "the confusion matrix empty out off its diagonal as training goes on."
-    )
-    return None if chosen == epochs[-1] else int(chosen)
+        "the confusion matrix empty out off its diagonal as training goes on.",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- views

@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 from cnn_core import inspection, models, plots, trained
-from pages._shared import load_chosen_dataset, model_at, model_chooser, pixel_image
+from pages._shared import load_chosen_dataset, model_at, model_chooser, pixel_image, replay_slider
 
 AM_STEPS = 60
 MAX_FILTERS = 64
@@ -140,21 +140,12 @@ def show_png(png: bytes, name: str, key: str) -> None:
 
 
 def choose_epoch(key: str) -> int | None:
-    """The replay slider for a run with several checkpoints; None means the final model."""
-    epochs = trained.checkpoint_epochs(key)
-    if len(epochs) < 2:
-        return None
-    chosen = st.select_slider(
-        "Replay training: the model after epoch",
-        options=epochs,
-        value=epochs[-1],
-        key=f"inspect_epoch-{key}",
-    )
-    st.caption(
+    """The replay slider; None means the final model."""
+    return replay_slider(
+        key, "inspect_epoch",
         "Every view below shows the model as it was after this epoch. Slide back to "
-        "epoch 1: the filters start as noise and take shape as the model learns."
-    )
-    return None if chosen == epochs[-1] else int(chosen)
+        "epoch 1: the filters start as noise and take shape as the model learns.",
+    )  # fmt: skip
 
 
 def pick_random(key: str, count: int) -> None:
