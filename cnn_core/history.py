@@ -30,10 +30,11 @@ class LiveHistory:
         """Read new records; returns all records so far."""
         if status.history_rewrites != self.rewrites:
             self.records, self.offset, self.rewrites = [], 0, status.history_rewrites
-        new, self.offset = runs.read_metrics(self.run_id, self.offset)
-        if self.offset == 0 and not new:
+        new, offset = runs.read_metrics(self.run_id, self.offset)
+        if offset < self.offset:  # the file shrank, so read_metrics read it again from the top
             self.records = []
         self.records.extend(new)
+        self.offset = offset
         return self.records
 
 

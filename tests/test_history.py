@@ -59,6 +59,11 @@ def test_live_history_reads_only_new_lines_and_restarts_after_a_rewrite(lab_home
     path.write_text(json.dumps(epoch(1, 1, 0.5)) + "\n")  # a resume dropped epoch 2
     rewritten = runs.RunStatus(history_rewrites=status.history_rewrites + 1)
     assert [r["epoch"] for r in live.refresh(rewritten)] == [1]
+    with open(path, "a") as f:
+        f.write(json.dumps(epoch(2, 1, 0.6)) + "\n")
+    assert [r["epoch"] for r in live.refresh(rewritten)] == [1, 2]
+    path.write_text(json.dumps(epoch(1, 1, 0.5)) + "\n")  # shrunk, no rewrite count
+    assert [r["epoch"] for r in live.refresh(rewritten)] == [1]  # read again, not appended
 
 
 @pytest.mark.parametrize("preset", presets.PRESETS, ids=lambda p: p.key)
