@@ -33,6 +33,7 @@ from cnn_core.models import (
     list_models,
     summarize,
     tappable_layer_names,
+    training_flops,
     validate_layers,
 )
 
@@ -248,6 +249,18 @@ def test_summary_matches_keras_counts_and_shapes(key):
     assert [row.name for row in summary.rows] == [layer.name for layer in model.layers]
     assert summary.rows[0].output_shape == (32, 32, 3)
     assert summary.rows[-1].output_shape == (NUM_CLASSES,)
+
+
+def test_training_flops_count_every_multiply_add_of_the_simple_convnet():
+    forward, training = training_flops(_build("simple_convnet", (28, 28, 1)))
+
+    # Same-padded 3x3 convs: 28x28x32 from 1 channel, 28x28x32 from 32, 14x14x32 from 32,
+    # then the dense output from the 7x7x32 flattened maps.
+    layers = [28 * 28 * 32 * 9, 28 * 28 * 32 * 9 * 32, 14 * 14 * 32 * 9 * 32, 7 * 7 * 32 * 10]
+    assert forward == 2 * sum(layers)
+    # Backward: weight and input gradients, except the input gradient of the first layer.
+    assert training == 3 * forward - 2 * layers[0]
+    assert training_flops(_build("allcnn", (32, 32, 3)))[0] > forward
 
 
 def test_summary_records_are_plain_table_rows():
