@@ -158,10 +158,12 @@ def main() -> None:
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
 
     peak = {k: max(v) for k, v in peaks.items() if v}
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), "?")  # fmt: skip
-    print(f"\n{os.cpu_count()} cores of {cpu}; matmul peak float32 {peak['float32']:.0f} "
-          f"GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s (best of n = 1024, 2048, 4096)\n")
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?")
+    print(
+        f"\n{os.cpu_count()} cores of {cpu}; matmul peak float32 {peak['float32']:.0f} "
+        f"GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s (best of n = 1024, 2048, 4096)\n"
+    )
     print("| setting | images/s | training GFLOP/s | of float32 peak | of bf16 peak |")
     print("|---|---|---|---|---|")
     rows = []
