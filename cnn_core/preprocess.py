@@ -186,10 +186,12 @@ def _check_header(image: Image.Image, name: str, max_pixels: int) -> None:
     limit = _pixel_limit(max_pixels)
     width, height = image.size
     if width * height > limit:
+        count, cap = _format_count(width * height), _format_count(limit)
+        if count == cap:  # just over the limit: rounded, both would read "40 million"
+            count, cap = f"{width * height:,}", f"{limit:,}"
         raise ImageRejected(
-            f"{name}: the image is {width}×{height} = {_format_count(width * height)} pixels, "
-            f"over the {_format_count(limit)} pixel limit. "
-            "Resize it below that and upload again."
+            f"{name}: the image is {width}×{height} = {count} pixels, "
+            f"over the {cap} pixel limit. Resize it below that and upload again."
         )
 
 

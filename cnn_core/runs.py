@@ -70,6 +70,8 @@ MAX_NAME_LENGTH = 100
 SPAWN_GRACE_S = 30.0
 LOCK_RETRY_S = 5.0  # a status probe may hold a worker lock for a few microseconds
 MIN_FREE_BYTES = 200 * 1024 * 1024  # checkpoints of the larger zoo models are megabytes each
+# A write that fails with one of these means no space (the disk, a quota, a file size limit).
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
@@ -666,10 +668,7 @@ def runs_home_problem() -> str | None:
             f.flush()
         free = shutil.disk_usage(home).free
     except OSError as exc:
-        return (
-            f"The runs folder {home} is not writable ({exc.strerror or exc}). Set "
-            f"{paths.HOME_ENV} to a folder you can write to."
-        )
+        return _storage_problem(home, exc)
     if free < MIN_FREE_BYTES:
         return (
             f"The disk holding {home} has only {free / 2**20:.0f} MB free; training needs at "
@@ -678,8 +677,23 @@ def runs_home_problem() -> str | None:
     return None
 
 
+def _storage_problem(home: Path, exc: OSError) -> str:
+    if exc.errno in FULL_DISK_ERRNOS:
+        return (
+            f"There is no room to save runs in {home} ({exc.strerror}). Delete old runs or "
+            "free space on that disk, then start again."
+        )
+    return (
+        f"The runs folder {home} is not writable ({exc.strerror or exc}). Set "
+        f"{paths.HOME_ENV} to a folder you can write to."
+    )
+
+
 def create_run(cfg: RunConfig) -> str:
-    """Creates the run directory with config.json and a queued status.
+    """Creates the run directory with a queued status and config.json.
+
+    A run is complete or absent: config.json, which makes a folder a run for every reader,
+    is written last, and a failed write (a full disk) removes the folder again.
 
     The caller should have passed cfg through ``validate_config``.
 
@@ -700,11 +714,15 @@ def create_run(cfg: RunConfig) -> str:
             p.root.mkdir()
         except FileExistsError:
             continue
-        p.checkpoints.mkdir()
-        write_json_atomic(p.config, cfg.to_dict())
         status = RunStatus(state="queued", message="Waiting for a free training slot.",
                            epochs=cfg.epochs, created=now, queued=now, updated=now)  # fmt: skip
-        write_json_atomic(p.status, status.to_dict())
+        try:
+            p.checkpoints.mkdir()
+            write_json_atomic(p.status, status.to_dict())
+            write_json_atomic(p.config, cfg.to_dict())
+        except OSError as exc:
+            shutil.rmtree(p.root, ignore_errors=True)
+            raise RunError(_storage_problem(runs_home(), exc)) from exc
         return run_id
     raise RunError("Could not find a free run id; try again in a second.")
 

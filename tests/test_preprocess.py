@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import random
-import struct
 import warnings
-import zlib
 
 import numpy as np
 import pytest
@@ -24,17 +22,12 @@ from cnn_core.preprocess import (
     prepare_digit,
     prepare_upload,
 )
+from tests.imagegen import encode, noise_rgb, pattern_rgb, png_header_only
 
 CANVAS = 280  # the app's drawing canvas side
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
 
 
 def reference_center_of_mass(image: np.ndarray) -> tuple[float, float]:
@@ -48,22 +41,6 @@ def rectangle_canvas(top: int, left: int, height: int, width: int) -> np.ndarray
     gray = np.zeros((CANVAS, CANVAS), np.uint8)
     gray[top : top + height, left : left + width] = 255
     return gray
-
-
-def pattern_rgb(width: int = 16, height: int = 12) -> Image.Image:
-    """A few flat colours, so lossless formats (and GIF's palette) keep them exactly."""
-    pixels = np.zeros((height, width, 3), np.uint8)
-    pixels[: height // 2, : width // 2] = (255, 0, 0)
-    pixels[: height // 2, width // 2 :] = (0, 0, 255)
-    pixels[height // 2 :, : width // 2] = (10, 200, 30)
-    pixels[height // 2 :, width // 2 :] = (250, 250, 250)
-    return Image.fromarray(pixels)
-
-
-def noise_rgb(size: int = 96, seed: int = 0) -> Image.Image:
-    """Incompressible pixels, so half of the file really is half of the data."""
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
 
 
 def digit_on_paper(ink: int = 0, paper: int = 255, size=(160, 200)) -> np.ndarray:
@@ -355,18 +332,6 @@ def test_too_many_pixels_is_rejected_before_decoding(monkeypatch):
     # The same file passes with the default limit, and the spy does see that decode.
     assert decode_image(data, "big.png").size == (3000, 3000)
     assert decoded_any
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares its size and holds no pixel data at all."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 
 
 def test_huge_declared_size_gets_the_size_in_the_message():

@@ -1,0 +1,223 @@
+"""A full disk or an unusable runs home: a message at the start, never a half-written run.
+
+A full disk is simulated for real with RLIMIT_FSIZE, set in a child process or lowered on a
+live worker with prlimit: no file of that process (or of a worker it starts) can grow past
+the limit, and Python ignores SIGXFSZ, so such a write fails with EFBIG the way a write to
+a full disk fails with ENOSPC. This works as root too, where chmod stops nobody.
+"""
+
+import errno
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from cnn_core import jobs, runs
+from tests.conftest import REPO
+from tests.test_jobs import assert_unbroken_history
+from tests.test_page_train import open_train
+from tests.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config, wait_for
+
+RUN_TIMEOUT_S = 120.0
+ENDED = ("finished", "stopped", "failed", "interrupted")
+# Checkpoints of this model are about 0.9 MB; every other file of a short run stays a few kB.
+BIG_LAYERS = [*TINY_LAYERS[:3], {"type": "dense", "units": 512}]
+ROOM_FOR_SMALL_FILES = 256 * 1024
+
+LIMIT_FILE_SIZE = (
+    "import resource, sys\n"
+    "hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv.pop(1)), hard))\n"
+)
+CREATE_RUN = (
+    "import json, sys\n"
+    "from cnn_core import runs\n"
+    "try:\n"
+    "    print(runs.create_run(runs.RunConfig.from_dict(json.loads(sys.argv[1]))))\n"
+    "except runs.RunError as exc:\n"
+    "    sys.exit(str(exc))\n"
+)
+RUN_CLI = "import runpy\nrunpy.run_module('cnn_core', run_name='__main__', alter_sys=True)\n"
+
+
+def run_limited(limit_bytes: int, code: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs Python code in a child whose files cannot grow past limit_bytes."""
+    command = [sys.executable, "-c", LIMIT_FILE_SIZE + code, str(limit_bytes), *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def run_folders() -> list[str]:
+    home = runs.runs_home()
+    return sorted(p.name for p in home.iterdir() if p.is_dir()) if home.is_dir() else []
+
+
+def assert_complete(run_id: str) -> None:
+    assert runs.read_config(run_id) == tiny_config()
+    assert runs.read_status(run_id).state in ("queued", "interrupted")
+    assert runs.run_paths(run_id).checkpoints.is_dir()
+    assert [info.id for info in runs.list_runs()] == [run_id]
+
+
+@pytest.fixture
+def tiny(lab_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no real Keras cache
+    return save_tiny_dataset()
+
+
+@pytest.fixture
+def live_workers(tiny):
+    """Kills, after the test, the workers it left alive (only those of its own lab home)."""
+    yield
+    for info in runs.list_runs():
+        if runs.worker_alive(info.id) and info.status.pid:
+            os.kill(info.status.pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- a message at start
+
+
+def make_runs_home_a_file() -> None:
+    runs.runs_home().parent.mkdir(parents=True, exist_ok=True)
+    runs.runs_home().write_text("a file where the runs folder should be")
+
+
+def test_a_runs_home_under_a_file_is_refused(lab_home):
+    lab_home.parent.mkdir(parents=True, exist_ok=True)
+    lab_home.write_text("a file where the lab home should be")
+    assert "not writable (Not a directory)" in runs.runs_home_problem()
+    with pytest.raises(runs.RunError, match="Set CNN_LAB_HOME to a folder you can write to"):
+        runs.create_run(tiny_config())
+    assert lab_home.is_file()
+
+
+def test_a_runs_home_that_is_a_file_is_refused(tiny):
+    make_runs_home_a_file()
+    with pytest.raises(runs.RunError, match="is not writable"):
+        jobs.start_run(tiny_config())
+    assert runs.runs_home().is_file()
+
+
+def test_a_nearly_full_disk_is_refused_at_start_and_at_resume(tiny, monkeypatch):
+    stopped = runs.create_run(tiny_config())  # made while there was room
+    runs.update_status(stopped, state="stopped")
+    free = runs.MIN_FREE_BYTES - 1
+    usage = SimpleNamespace(total=2 * free, used=free, free=free)
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: usage)
+    message = "MB free; training needs at least 200 MB for checkpoints. Delete old runs"
+    with pytest.raises(runs.RunError, match=message):
+        jobs.start_run(tiny_config())
+    with pytest.raises(runs.RunError, match=message):
+        jobs.resume_run(stopped)
+    assert runs.read_status(stopped).state == "stopped"
+    assert run_folders() == [stopped]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway")
+def test_a_read_only_runs_home_is_refused(tiny):
+    runs.runs_home().mkdir(parents=True, exist_ok=True)
+    runs.runs_home().chmod(0o500)
+    try:
+        with pytest.raises(runs.RunError, match="not writable"):
+            jobs.start_run(tiny_config())
+        assert run_folders() == []
+    finally:
+        runs.runs_home().chmod(0o700)
+
+
+def test_a_run_is_complete_or_absent_whatever_the_room_left(tiny):
+    status = json.dumps(runs.RunStatus(state="queued").to_dict(), indent=2)
+    config = json.dumps(tiny_config().to_dict(), indent=2)
+    # 1 byte: the start check's write fails. 600: status.json fits, config.json does not.
+    assert len(status) < 600 < len(config)
+    for limit in (1, 600):
+        result = run_limited(limit, CREATE_RUN, json.dumps(tiny_config().to_dict()))
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("There is no room to save runs in "), result.stderr
+        assert "(File too large). Delete old runs or free space" in result.stderr
+        assert run_folders() == []
+    result = run_limited(1_000_000, CREATE_RUN, json.dumps(tiny_config().to_dict()))
+    assert result.returncode == 0, result.stderr
+    assert_complete(result.stdout.strip())
+
+
+def test_the_command_line_says_so_instead_of_a_traceback(tiny):
+    layers = json.dumps(TINY_LAYERS)
+    result = run_limited(600, RUN_CLI, "train", "--dataset", "user:tiny", "--model", "custom",
+                         "--layers", layers, "--epochs", "1")  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: There is no room to save")
+    assert "Traceback" not in result.stderr
+    assert run_folders() == []
+
+
+def wait_until_ended(run_id: str) -> runs.RunStatus:
+    return wait_for(
+        lambda: (s := runs.read_status(run_id)).state in ENDED and s, RUN_TIMEOUT_S, "the end"
+    )
+
+
+def fill_the_disk_of(pid: int) -> None:
+    """Lowers a live process's file size limit: its next big write fails, as on a full disk."""
+    hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (ROOM_FOR_SMALL_FILES, hard))
+
+
+def test_a_disk_that_fills_during_training_keeps_the_last_checkpoint(live_workers):
+    run_id = jobs.start_run(tiny_config(epochs=500, layers=BIG_LAYERS))
+    wait_for(lambda: runs.read_status(run_id).last_checkpoint, RUN_TIMEOUT_S, "a checkpoint")
+    fill_the_disk_of(runs.read_status(run_id).pid)
+    saved = {path: path.read_bytes() for _, path in runs.checkpoints(run_id)}
+    assert min(len(data) for data in saved.values()) > 2 * ROOM_FOR_SMALL_FILES
+
+    failed = wait_until_ended(run_id)
+    assert failed.state == "failed", failed
+    assert "File too large" in failed.message and failed.message.endswith("."), failed.message
+    assert all(path.read_bytes() == data for path, data in saved.items())
+    assert all(runs.checkpoint_ok(path) for _, path in runs.checkpoints(run_id))
+    kept_epoch, _ = runs.latest_good_checkpoint(run_id)
+    assert kept_epoch == failed.last_checkpoint
+    assert_unbroken_history(run_id)
+
+    jobs.resume_run(run_id)  # the space is back
+    wait_for(
+        lambda: (runs.read_status(run_id).last_checkpoint or 0) > kept_epoch,
+        RUN_TIMEOUT_S, "a checkpoint after the resume",
+    )  # fmt: skip
+    jobs.stop_run(run_id)
+    assert wait_until_ended(run_id).state == "stopped"
+    assert_unbroken_history(run_id)
+    assert not list(runs.run_paths(run_id).checkpoints.glob(".*.tmp.keras"))
+    assert all(runs.checkpoint_ok(path) for _, path in runs.checkpoints(run_id))
+
+
+# ---------------------------------------------------------------- the Train page
+
+
+def test_the_train_page_shows_the_problem_instead_of_the_form(tiny):
+    make_runs_home_a_file()
+    at = open_train(tiny)
+    assert not at.exception
+    assert any("is not writable" in e.value for e in at.error), [e.value for e in at.error]
+    assert not [b for b in at.button if "Start" in b.label]
+    assert runs.runs_home().is_file()
+
+
+def test_a_disk_that_fills_at_the_click_leaves_no_run(tiny, monkeypatch):
+    at = open_train(tiny)
+    at.selectbox(key="train_model").set_value("custom").run()
+    at.session_state["custom_layers"] = TINY_LAYERS
+
+    def no_space(path, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(runs, "write_json_atomic", no_space)
+    at.button[-1].click()  # the form's "Start training"
+    at.run()
+    assert not at.exception
+    assert any("There is no room to save runs" in e.value for e in at.error), at.error
+    assert run_folders() == []
