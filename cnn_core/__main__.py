@@ -25,6 +25,7 @@ from typing import TextIO
 from cnn_core import jobs, runs
 
 FOLLOW_POLL_S = 0.5
+PRECISIONS = {"auto": None, "float32": False, "bfloat16": True}  # --precision -> mixed_precision
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 
 
@@ -97,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "lr_schedule": args.lr_schedule, "augment_shift": args.augment_shift,
         "augment_rotate": args.augment_rotate, "seed": args.seed,
         "augment_flip": args.augment_flip or None,
-        "mixed_precision": args.mixed_precision or None,
+        "mixed_precision": PRECISIONS[args.precision],
     }  # fmt: skip
     changes = {k: v for k, v in options.items() if v is not None}
     cfg = runs.RunConfig.from_dict({**base.to_dict(), **changes})
@@ -194,7 +195,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--augment-shift", type=float)
     p.add_argument("--augment-rotate", type=float)
     p.add_argument("--augment-flip", action="store_true")
-    p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
+                   help="auto: bfloat16 where the CPU has it natively, else float32")  # fmt: skip
     p.add_argument("--seed", type=int)
     p.add_argument("--name")
     p.add_argument("--wait", action="store_true", help="follow progress until the end")

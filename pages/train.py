@@ -9,6 +9,11 @@ from cnn_core import datasets, history, jobs, models, plots, presets, runs, shar
 from pages._shared import load_chosen_dataset
 
 POLL_S = 1.0
+PRECISIONS = {  # the Arithmetic choice -> RunConfig.mixed_precision
+    f"auto ({'bfloat16' if runs.fast_bfloat16() else 'float32'} on this CPU)": None,
+    "float32": False,
+    "bfloat16 (mixed)": True,
+}
 STATE_ICONS = {
     "queued": ":material/schedule:", "running": ":material/play_circle:",
     "stopping": ":material/pause_circle:", "finished": ":material/check_circle:",
@@ -248,6 +253,10 @@ def new_run_form(ds: datasets.Dataset) -> None:
         rotate = c3.slider("Random rotation (degrees)", 0, 30, 0)
         flip = c3.checkbox("Random left-right flips (photos, not digits)")
         seed = c3.number_input("Seed", min_value=0, value=42)
+        precision = c3.selectbox(
+            "Arithmetic", list(PRECISIONS), help="bfloat16 keeps float32 weights but computes "
+            "in 16 bits: about 1.7× faster on CPUs with AMX or AVX512_BF16, same accuracy.",
+        )  # fmt: skip
         submitted = st.form_submit_button(
             "Start training", icon=":material/play_arrow:", type="primary"
         )
@@ -257,6 +266,7 @@ def new_run_form(ds: datasets.Dataset) -> None:
             learning_rate=float(learning_rate), batch_size=int(batch_size), epochs=int(epochs),
             validation_split=float(validation), lr_schedule=schedule, augment_shift=float(shift),
             augment_rotate=float(rotate), augment_flip=bool(flip), seed=int(seed),
+            mixed_precision=PRECISIONS[precision],
         )  # fmt: skip
         st.session_state["custom_layers"] = layers
         if start([cfg], input_shape, train_size):

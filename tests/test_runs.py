@@ -88,6 +88,25 @@ def test_validate_fills_the_models_defaults(tiny):
     assert cfg.display_name == "resnet on mnist"
 
 
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [("fpu avx512f amx_bf16 amx_tile", True), ("sse avx512_bf16 avx512f", True),
+     ("sse avx2 fma avx512f", False), (None, False)],
+)  # fmt: skip
+def test_bfloat16_is_the_default_only_where_the_cpu_has_it(tmp_path, monkeypatch, tiny, flags,
+                                                           native):  # fmt: skip
+    cpuinfo = tmp_path / "cpuinfo"
+    if flags is not None:  # None: no /proc/cpuinfo (macOS, Windows)
+        cpuinfo.write_text(f"processor : 0\nflags : {flags}\n")
+    assert runs.fast_bfloat16(cpuinfo) is native
+
+    monkeypatch.setattr(runs, "fast_bfloat16", lambda: native)
+    assert runs.validate_config(runs.RunConfig(dataset="mnist")).mixed_precision is native
+    for chosen in (True, False):  # an explicit choice wins
+        cfg = runs.RunConfig(dataset="mnist", mixed_precision=chosen)
+        assert runs.validate_config(cfg).mixed_precision is chosen
+
+
 BAD_CONFIGS = [
     ({"learning_rate": 0.0}, ["learning_rate", "above 0"]),
     ({"learning_rate": 11.0}, ["learning_rate", "at most 10"]),
