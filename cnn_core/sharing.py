@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 import tempfile
 import time
 import warnings
@@ -124,6 +125,15 @@ def _metrics_lines(raw: bytes | None) -> bytes:
     return ("\n".join(kept) + "\n").encode() if kept else b""
 
 
+def _save_problem(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.errno in runs.FULL_DISK_ERRNOS:
+        return (
+            f"There is no room to save the run in {runs.runs_home()} ({exc.strerror}), so it "
+            "was not imported. Delete old runs or free space on that disk, then import it again."
+        )
+    return f"The run could not be saved ({type(exc).__name__}: {exc}), so it was not imported."
+
+
 def import_run(data: bytes) -> str:
     """Rebuild a shared run on this machine as a finished run.
 
@@ -135,7 +145,9 @@ def import_run(data: bytes) -> str:
 
     Raises:
         SharingError: the file is not a CNN Lab run, names an unknown model or an
-            impossible layer list, or its weights do not fit the architecture.
+            impossible layer list, or its weights do not fit the architecture, or saving
+            the run failed (a full disk); nothing is left behind then.
+        RunError: the runs folder is unwritable or full.
     """
     members = _read_members(data)
     cfg, shape, names, meta = _parse_meta(members[META])
@@ -156,10 +168,6 @@ def import_run(data: bytes) -> str:
             raise SharingError(
                 f"The weights do not fit the {cfg.model} architecture ({exc})."
             ) from exc
-    run_id = runs.create_run(cfg)
-    paths = runs.run_paths(run_id)
-    model.save(paths.model)
-    paths.metrics.write_bytes(_metrics_lines(members.get(METRICS)))
     evaluation = {
         k: v
         for k, v in (meta.get("evaluation") or {}).items()
@@ -168,11 +176,21 @@ def import_run(data: bytes) -> str:
     evaluation.update(
         input_shape=list(shape), class_names=list(names), ink_on_dark=bool(meta.get("ink_on_dark"))
     )
-    runs.write_json_atomic(paths.evaluation, evaluation)
     best = meta.get("best_val_accuracy")
-    runs.update_status(
-        run_id, state="finished", message="Imported from a shared file.", finished=time.time(),
-        params=model.count_params(), epochs=cfg.epochs, seconds=float(meta.get("seconds") or 0.0),
-        best_val_accuracy=best if isinstance(best, float) else None,
-    )  # fmt: skip
+    run_id = runs.create_run(cfg)
+    paths = runs.run_paths(run_id)
+    try:
+        model.save(paths.model)
+        paths.metrics.write_bytes(_metrics_lines(members.get(METRICS)))
+        runs.write_json_atomic(paths.evaluation, evaluation)
+        seconds = float(meta.get("seconds") or 0.0)
+        runs.update_status(
+            run_id, state="finished", message="Imported from a shared file.", finished=time.time(),
+            params=model.count_params(), epochs=cfg.epochs, seconds=seconds,
+            best_val_accuracy=best if isinstance(best, float) else None,
+        )  # fmt: skip
+    except Exception as exc:
+        # All or nothing: a half-imported run would be listed, and would keep holding the space.
+        shutil.rmtree(paths.root, ignore_errors=True)
+        raise SharingError(_save_problem(exc)) from exc
     return run_id

@@ -161,10 +161,25 @@ def load_checkpoint(run_id: str) -> tuple[keras.Model, int] | None:
 def save_model_atomic(model: keras.Model, dest: Path) -> None:
     """Saves a .keras file under a temp name, syncs it, then renames: never half-written."""
     tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp.keras")
-    model.save(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dest)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # on a full disk, a partial file would keep the space
+        raise
+
+
+class DiskFullError(Exception):
+    """A checkpoint could not be saved for lack of space; the message says what to do."""
+
+
+def _disk_full_message(exc: OSError, lost: str, resume: str) -> str:
+    return (
+        f"The disk is full ({exc.strerror}): {lost} could not be saved. Free space (delete old "
+        f"runs), then Resume: training continues {resume}."
+    )
 
 
 # ---------------------------------------------------------------- callbacks
@@ -380,7 +395,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return  # the weights may be NaN: the previous checkpoint is the one to keep
         if p.epoch % self.every and p.epoch != p.epochs and not p.stopping:
             return
-        save_model_atomic(self.model, self.paths.checkpoint(p.epoch))
+        try:
+            save_model_atomic(self.model, self.paths.checkpoint(p.epoch))
+        except OSError as exc:
+            if exc.errno not in runs.FULL_DISK_ERRNOS:
+                raise
+            # The previous checkpoint is intact: say where a resume will pick up.
+            kept = runs.read_status(self.run_id).last_checkpoint
+            resume = f"after epoch {kept}" if kept else "from the first epoch"
+            lost = f"the checkpoint of epoch {p.epoch}"
+            raise DiskFullError(_disk_full_message(exc, lost, resume)) from exc
         runs.update_status(self.run_id, last_checkpoint=p.epoch)
 
 
@@ -442,10 +466,12 @@ def _strategy_scope(cfg: runs.RunConfig):
 
 
 def _failure_message(exc: BaseException) -> str:
-    if isinstance(exc, (runs.ConfigError, datasets.DatasetError, models.ModelError)):
+    if isinstance(exc, (runs.ConfigError, datasets.DatasetError, models.ModelError, DiskFullError)):
         return str(exc)
     if isinstance(exc, (MemoryError, tf.errors.ResourceExhaustedError)):
         return "Out of memory: try a smaller batch size or a smaller model."
+    if isinstance(exc, OSError) and exc.errno in runs.FULL_DISK_ERRNOS:
+        return _disk_full_message(exc, "a file of the run", "after the last checkpoint")
     return f"{type(exc).__name__}: {exc} (the traceback is in worker.log)."
 
 

@@ -176,11 +176,16 @@ def test_a_disk_that_fills_during_training_keeps_the_last_checkpoint(live_worker
 
     failed = wait_until_ended(run_id)
     assert failed.state == "failed", failed
-    assert "File too large" in failed.message and failed.message.endswith("."), failed.message
     assert all(path.read_bytes() == data for path, data in saved.items())
     assert all(runs.checkpoint_ok(path) for _, path in runs.checkpoints(run_id))
     kept_epoch, _ = runs.latest_good_checkpoint(run_id)
     assert kept_epoch == failed.last_checkpoint
+    assert failed.message == (
+        f"The disk is full (File too large): the checkpoint of epoch {kept_epoch + 1} could not "
+        f"be saved. Free space (delete old runs), then Resume: training continues after epoch "
+        f"{kept_epoch}."
+    )
+    assert not list(runs.run_paths(run_id).checkpoints.glob(".*.tmp.keras"))  # space given back
     assert_unbroken_history(run_id)
 
     jobs.resume_run(run_id)  # the space is back

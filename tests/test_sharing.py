@@ -1,10 +1,13 @@
 """Sharing a run: weights plus the lab's own config out, a rebuilt model in; nothing else."""
 
+import errno
 import io
 import json
+import os
 import pickle
 import zipfile
 
+import keras
 import numpy as np
 import pytest
 
@@ -98,3 +101,23 @@ def test_not_a_zip_and_unfinished_runs_are_clear_errors(lab_home):
     run_id = runs.create_run(runs.RunConfig(dataset="mnist", model="simple_convnet"))
     with pytest.raises(sharing.SharingError, match="only a finished run"):
         sharing.export_run(run_id)
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("failing_write", ["save the model", "update the status"])
+def test_a_disk_that_fills_during_an_import_leaves_no_run(finished_run, monkeypatch, failing_write):
+    data = sharing.export_run(finished_run[0])
+    if failing_write == "save the model":
+        monkeypatch.setattr(keras.Model, "save", no_space)
+    else:  # the last write: everything else of the run is on disk by then
+        monkeypatch.setattr(runs, "update_status", no_space)
+    message = (
+        r"There is no room to save the run in .* \(No space left on device\), so it was not "
+        r"imported\. Delete old runs or free space on that disk, then import it again\."
+    )
+    with pytest.raises(sharing.SharingError, match=message):
+        sharing.import_run(data)
+    assert [p.name for p in runs.runs_home().iterdir() if p.is_dir()] == [finished_run[0]]
