@@ -157,7 +157,13 @@ def import_run(data: bytes) -> str:
         raise SharingError(f"The shared run's model cannot be built here: {exc}") from exc
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / WEIGHTS
-        weights.write_bytes(members[WEIGHTS])
+        try:
+            weights.write_bytes(members[WEIGHTS])
+        except OSError as exc:  # Keras reads weights from a file only
+            raise SharingError(
+                f"The weights could not be unpacked into {tmp} ({exc.strerror or exc}), so the "
+                "run was not imported. Free space on that disk, then import it again."
+            ) from exc
         try:
             with warnings.catch_warnings():
                 # Keras only warns when it skips weights it cannot place; here that means

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -107,17 +108,21 @@ def no_space(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-@pytest.mark.parametrize("failing_write", ["save the model", "update the status"])
+@pytest.mark.parametrize("failing_write", ["unpack the weights", "save the model",
+                                           "update the status"])  # fmt: skip
 def test_a_disk_that_fills_during_an_import_leaves_no_run(finished_run, monkeypatch, failing_write):
     data = sharing.export_run(finished_run[0])
-    if failing_write == "save the model":
+    message = (
+        r"There is no room to save the run in .* \(No space left on device\), so it was "
+        r"not imported\. Delete old runs or free space on that disk, then import it again\."
+    )
+    if failing_write == "unpack the weights":  # into the system's temporary folder
+        monkeypatch.setattr(Path, "write_bytes", no_space)
+        message = r"The weights could not be unpacked .* Free space on that disk"
+    elif failing_write == "save the model":
         monkeypatch.setattr(keras.Model, "save", no_space)
     else:  # the last write: everything else of the run is on disk by then
         monkeypatch.setattr(runs, "update_status", no_space)
-    message = (
-        r"There is no room to save the run in .* \(No space left on device\), so it was not "
-        r"imported\. Delete old runs or free space on that disk, then import it again\."
-    )
     with pytest.raises(sharing.SharingError, match=message):
         sharing.import_run(data)
     assert [p.name for p in runs.runs_home().iterdir() if p.is_dir()] == [finished_run[0]]
