@@ -1,49 +1,10 @@
 """Shared fixtures: an isolated lab home, a real app server, and a real Chromium page."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, start_server, stop_server
+
 ARTIFACTS = REPO / "test-artifacts"
-SERVER_START_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_health(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"streamlit did not answer on {url} within {timeout}s")
 
 
 @pytest.fixture
@@ -57,26 +18,11 @@ def lab_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     """The real app, started with `streamlit run` on a free localhost port."""
-    home = tmp_path_factory.mktemp("lab-home")
-    port = free_port()
-    env = dict(os.environ, CNN_LAB_HOME=str(home))
-    log = open(home / "server.log", "w")  # noqa: SIM115 - closed in the teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(tmp_path_factory.mktemp("lab-home"))
     try:
-        wait_for_health(url, proc, SERVER_START_TIMEOUT_S)
-        yield {"url": url, "home": home, "log": home / "server.log"}
+        yield {"url": server.url, "home": server.home, "log": server.log}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_server(server)
 
 
 @pytest.fixture(scope="session")

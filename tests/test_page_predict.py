@@ -1,12 +1,11 @@
 """The Predict page: drawing, uploading and the gallery (AppTest), and the canvas in Chromium."""
 
 import base64
-import io
 
 import pytest
-from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from tests.browser_helpers import digit_one_png, stroke_points
 from tests.conftest import REPO
 
 
@@ -16,15 +15,6 @@ def open_predict(dataset: str = "mnist") -> AppTest:
     at.run()
     at.switch_page("pages/predict.py").run()
     return at
-
-
-def digit_one_png(size: int = 280, ink=(255, 255, 255, 255), paper=(0, 0, 0, 255)) -> bytes:
-    img = Image.new("RGBA", (size, size), paper)
-    d = ImageDraw.Draw(img)
-    d.line([(size * 0.5, size * 0.15), (size * 0.5, size * 0.85)], fill=ink, width=size // 12)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def draw_on_canvas(at: AppTest, png: bytes) -> AppTest:
@@ -85,12 +75,11 @@ def test_drawing_a_one_in_chromium_shows_the_prediction(app_server, page):
     page.goto(app_server["url"] + "/predict")
     canvas = page.locator("canvas.upper-canvas")
     canvas.wait_for()
-    box = canvas.bounding_box()
-    x = box["x"] + box["width"] / 2
-    page.mouse.move(x, box["y"] + box["height"] * 0.15)
+    first, *rest = stroke_points(canvas.bounding_box())
+    page.mouse.move(*first)
     page.mouse.down()
-    for step in range(1, 21):
-        page.mouse.move(x + step * 0.3, box["y"] + box["height"] * (0.15 + 0.035 * step))
+    for point in rest:
+        page.mouse.move(*point)
     page.mouse.up()
     page.get_by_text("What the model receives").wait_for(timeout=30_000)
     metric = page.locator("[data-testid='stMetric']").filter(has_text="Prediction")

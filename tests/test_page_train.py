@@ -1,6 +1,5 @@
 """The Train page through AppTest: start, watch, stop, resume and compare real runs."""
 
-import re
 import time
 
 import numpy as np
@@ -8,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnn_core import datasets, runs
+from tests.browser_helpers import start_training_on_page, wait_for_epoch
 from tests.conftest import REPO
 
 TINY_LAYERS = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "maxpool", "size": 2}]
@@ -145,17 +145,6 @@ def test_a_second_session_follows_the_run_in_progress(tiny_dataset):
     wait_for_state(run_id, ("stopped",), timeout=30)
 
 
-def wait_for_epoch(page, at_least: int, timeout: float = 90) -> int:
-    """The epoch the progress line shows, once it is at least `at_least`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(r"epoch (\d+)/200", page.content())
-        if found and int(found.group(1)) >= at_least:
-            return int(found.group(1))
-        page.wait_for_timeout(250)
-    raise AssertionError(f"the page never showed epoch {at_least} or later")
-
-
 @pytest.mark.browser
 def test_train_stop_resume_in_chromium_with_a_second_tab(app_server, page, monkeypatch):
     monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
@@ -165,15 +154,7 @@ def test_train_stop_resume_in_chromium_with_a_second_tab(app_server, page, monke
     ds = datasets.Dataset("t", "t", x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user", "t")
     datasets.save_user_dataset(ds, "browser-tiny")
 
-    page.goto(app_server["url"] + "/train")
-    sidebar = page.get_by_test_id("stSidebarUserContent")
-    sidebar.get_by_role("combobox").click()
-    page.get_by_role("option", name="Own images: browser-tiny").click()
-    page.get_by_text("Start training").wait_for()
-    epochs = page.get_by_label("Epochs")
-    epochs.fill("200")
-    epochs.press("Tab")
-    page.get_by_role("button", name="Start training").click()
+    start_training_on_page(page, app_server["url"], "Own images: browser-tiny", epochs=200)
 
     assert wait_for_epoch(page, 2) >= 2
     charts = page.locator(".vega-embed")

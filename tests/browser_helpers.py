@@ -1,0 +1,144 @@
+"""A real app server and Chromium's settings, shared by the browser tests and by
+`benchmarks/classroom.py`; it imports no pytest so that a benchmark can use it too."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SERVER_START_TIMEOUT_S = 90
+SERVER_STOP_TIMEOUT_S = 10
+
+
+@dataclass
+class AppServer:
+    """A `streamlit run app.py` process and where to reach it."""
+
+    proc: subprocess.Popen
+    url: str
+    home: Path
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_health(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"streamlit did not answer on {url} within {timeout}s")
+
+
+def start_server(home: Path, port: int | None = None) -> AppServer:
+    """Starts the app on a localhost port with its lab home at `home`; returns once healthy.
+
+    The log (`home/server.log`) is appended to, so a restarted server adds to it.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log = home / "server.log"
+    env = dict(os.environ, CNN_LAB_HOME=str(home))
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = AppServer(proc, f"http://127.0.0.1:{port}", home, log)
+    try:
+        wait_for_health(server.url, proc, SERVER_START_TIMEOUT_S)
+    except Exception:
+        stop_server(server, signal.SIGKILL)
+        raise
+    return server
+
+
+def stop_server(server: AppServer, sig: int = signal.SIGTERM) -> int:
+    """Sends `sig` to the server and waits for it to exit (SIGKILL after a timeout).
+
+    Returns:
+        The server's exit code.
+    """
+    if server.proc.poll() is None:
+        server.proc.send_signal(sig)
+    try:
+        return server.proc.wait(timeout=SERVER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        return server.proc.wait()
+
+
+def stroke_points(box: dict, steps: int = 20, shift: float = 0.0) -> list[tuple[float, float]]:
+    """Mouse positions for a "1" drawn down a canvas' middle (`shift`: share of its width)."""
+    x = box["x"] + box["width"] * (0.5 + shift)
+    return [
+        (x + step * 0.3, box["y"] + box["height"] * (0.15 + 0.035 * step))
+        for step in range(steps + 1)
+    ]
+
+
+def digit_one_png(size: int = 280, ink=(255, 255, 255, 255), paper=(0, 0, 0, 255)) -> bytes:
+    """A PNG of a thick vertical bar, which an MNIST model reads as a 1."""
+    img = Image.new("RGBA", (size, size), paper)
+    d = ImageDraw.Draw(img)
+    d.line([(size * 0.5, size * 0.15), (size * 0.5, size * 0.85)], fill=ink, width=size // 12)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def start_training_on_page(page, url: str, dataset_option: str, epochs: int) -> None:
+    """Opens the Train page, picks a dataset in the sidebar and starts the default model."""
+    page.goto(url + "/train")
+    page.get_by_test_id("stSidebarUserContent").get_by_role("combobox").click()
+    page.get_by_role("option", name=dataset_option).click()
+    page.get_by_text("Start training").wait_for()
+    field = page.get_by_label("Epochs")
+    field.fill(str(epochs))
+    field.press("Tab")
+    page.get_by_role("button", name="Start training").click()
+
+
+def wait_for_epoch(page, at_least: int, epochs: int = 200, timeout: float = 90) -> int:
+    """The epoch the Train page's progress line shows, once it is at least `at_least`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(rf"epoch (\d+)/{epochs}", page.content())
+        if found and int(found.group(1)) >= at_least:
+            return int(found.group(1))
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the page never showed epoch {at_least} or later")
