@@ -353,8 +353,7 @@ async def drive_sessions(url: str, sessions: int, seconds: float, pause_s: float
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            # The teacher opens the app first. (Deep links opened all at once on a fresh
-            # server get Streamlit's legacy pages/ navigation: see tests/test_restart.py.)
+            # The teacher opens the app first, as in a classroom.
             teacher = await browser.new_page()
             await open_predict(teacher, url)
             await teacher.close()

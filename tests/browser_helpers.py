@@ -142,3 +142,9 @@ def wait_for_epoch(page, at_least: int, epochs: int = 200, timeout: float = 90) 
             return int(found.group(1))
         page.wait_for_timeout(250)
     raise AssertionError(f"the page never showed epoch {at_least} or later")
+
+
+def assert_app_navigation(page, timeout_ms: float = 30_000) -> None:
+    """app.py ran: its navigation and the dataset chooser are in the sidebar."""
+    page.get_by_test_id("stSidebarUserContent").get_by_text("Dataset").wait_for(timeout=timeout_ms)
+    assert page.get_by_test_id("stSidebarNav").get_by_text("Train", exact=True).is_visible()

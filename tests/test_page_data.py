@@ -23,7 +23,7 @@ def open_data_page(dataset: str = "mnist") -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
     at.session_state["dataset"] = dataset
     at.run()
-    at.switch_page("pages/data.py").run()
+    at.switch_page("lab_pages/data.py").run()
     return at
 
 

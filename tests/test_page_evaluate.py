@@ -14,7 +14,7 @@ from tests.conftest import REPO
 from tests.test_runs import save_tiny_dataset, tiny_config
 
 PRETRAINED = "pretrained:mnist-simple_convnet"
-CELL_LIMIT = 32  # pages/evaluate.py shows at most this many images of one cell
+CELL_LIMIT = 32  # lab_pages/evaluate.py shows at most this many images of one cell
 CELL_PX, ROW_PX = 46, 35  # and draws its clickable matrix with these column widths and rows
 SHOTS = Path("/tmp/shots")
 
@@ -41,7 +41,7 @@ def open_evaluate(dataset: str = "mnist") -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.session_state["dataset"] = dataset
     at.run()
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("lab_pages/evaluate.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

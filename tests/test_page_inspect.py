@@ -27,7 +27,7 @@ def open_inspect(dataset: str = "mnist", tab: str | None = None, **state) -> App
     at.run()
     if tab:
         at.session_state["inspect_tab"] = tab
-    at.switch_page("pages/inspect.py").run()
+    at.switch_page("lab_pages/inspect.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

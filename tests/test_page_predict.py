@@ -13,7 +13,7 @@ def open_predict(dataset: str = "mnist") -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
     at.session_state["dataset"] = dataset
     at.run()
-    at.switch_page("pages/predict.py").run()
+    at.switch_page("lab_pages/predict.py").run()
     return at
 
 
@@ -64,6 +64,28 @@ def test_gallery_marks_right_and_wrong_answers(lab_home):
     assert sum(c.startswith("✓") for c in captions) >= 12  # the shipped model is ~98% right
 
 
+def test_a_stroke_predicts_the_drawing_but_not_the_gallery_again(lab_home, monkeypatch):
+    from cnn_core import inference
+
+    batches = []
+    predict_in_batches = inference.predict_in_batches
+
+    def counted(model, x, *args, **kwargs):
+        batches.append(len(x))
+        return predict_in_batches(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(inference, "predict_in_batches", counted)
+    at = open_predict()
+    before = [img.captions[0] for img in at.get("image")]
+    assert batches == [16]
+    at = draw_on_canvas(at, digit_one_png())
+    assert next(m for m in at.metric if m.label == "Prediction").value == "1"
+    assert batches == [16]
+    assert [img.captions[0] for img in at.get("image")][-16:] == before
+    at.button(key="gallery_shuffle").click().run()
+    assert batches == [16, 16]
+
+
 def test_a_dataset_without_models_says_where_to_train(lab_home, monkeypatch, tmp_path):
     at = open_predict("cifar10")
     assert not at.exception
@@ -106,7 +128,7 @@ def test_the_chosen_model_is_kept_across_pages_and_shown_in_the_sidebar(lab_home
     at = open_predict()
     model_key = at.session_state["chosen_model"]
     assert model_key.startswith("pretrained:")
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("lab_pages/evaluate.py").run()
     assert at.selectbox(key="evaluate_model").value == model_key
     # AppTest drops the sidebar after switch_page, so check it on a fresh run of app.py
     # that carries the same session values.

@@ -29,7 +29,7 @@ def open_train(dataset: str) -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.session_state["dataset"] = dataset
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("lab_pages/train.py").run()
     return at
 
 

@@ -2,18 +2,36 @@
 
 import re
 
+import pytest
+
+from tests.browser_helpers import assert_app_navigation, start_server, stop_server
 from tests.conftest import REPO
 
-PAGE_FILES = sorted(p for p in (REPO / "pages").glob("*.py") if not p.name.startswith("_"))
+PAGE_FILES = sorted(p for p in (REPO / "lab_pages").glob("*.py") if not p.name.startswith("_"))
+# The url paths come from the file names (st.Page), and learners' bookmarks use them.
+URL_PATHS = {"home", "data", "train", "predict", "inspect", "evaluate", "learn"}
 
 
 def test_every_page_script_is_in_the_navigation():
-    listed = set(re.findall(r'st\.Page\("pages/(\w+)\.py"', (REPO / "app.py").read_text()))
-    assert listed == {p.stem for p in PAGE_FILES}
+    listed = set(re.findall(r'st\.Page\("lab_pages/(\w+)\.py"', (REPO / "app.py").read_text()))
+    assert listed == {p.stem for p in PAGE_FILES} == URL_PATHS
 
 
-def test_every_page_imports_the_shared_module_that_leaves_legacy_mode():
-    # Without it, the first request after a server start for /<page> runs that page
-    # without app.py (Streamlit's legacy pages/ mode): no sidebar, wrong navigation.
-    for page in PAGE_FILES:
-        assert re.search(r"^from pages(\._shared)? import", page.read_text(), re.M), page.name
+def test_no_folder_named_pages_beside_the_entry_script():
+    # Streamlit treats such a folder as its legacy multipage API: deep links opened on a
+    # fresh server would run a page without app.py (no sidebar, Streamlit's own menu).
+    assert not (REPO / "pages").exists()
+
+
+@pytest.mark.browser
+def test_a_deep_link_opened_first_on_a_fresh_server_runs_through_app_py(tmp_path, page):
+    server = start_server(tmp_path / "lab")
+    try:
+        page.goto(server.url + "/predict")
+        assert_app_navigation(page)
+        page.get_by_text("Draw a digit").first.wait_for()
+        links = page.get_by_test_id("stSidebarNavLink").all_inner_texts()
+        titles = [text.split()[-1] for text in links]  # after the icon's ligature name
+        assert titles == ["Home", "Data", "Train", "Predict", "Inspect", "Evaluate", "Learn"]
+    finally:
+        stop_server(server)

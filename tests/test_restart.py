@@ -11,6 +11,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from cnn_core import runs
 from tests.browser_helpers import (
+    assert_app_navigation,
     free_port,
     start_server,
     start_training_on_page,
@@ -85,12 +86,6 @@ def watched_state(page, state: str):
     return page.locator("[data-testid='stMarkdownContainer'] strong", has_text=exactly)
 
 
-def assert_app_navigation(page, timeout_ms: float = 30_000) -> None:
-    """app.py ran: its navigation and the dataset chooser are in the sidebar."""
-    page.get_by_test_id("stSidebarUserContent").get_by_text("Dataset").wait_for(timeout=timeout_ms)
-    assert page.get_by_test_id("stSidebarNav").get_by_text("Train", exact=True).is_visible()
-
-
 def select_first_run(page) -> None:
     """Clicks the checkbox of the first row of the runs table, as a learner would."""
     table = page.get_by_test_id("stDataFrame").last
@@ -111,10 +106,7 @@ def test_a_run_keeps_training_through_a_server_restart(lab, page):
     wait_for(lambda: metrics_size(run_id) > grown, 60, "new metrics with the server down")
 
     lab.start()
-    # The tab left open reconnects by itself and follows the run again. The second tab opens
-    # only after that: a deep link whose first run overlaps another session's first run on a
-    # fresh server can still be drawn with Streamlit's old pages/ navigation (see
-    # pages/_shared.py), which is not what this test is about.
+    # The tab left open reconnects by itself and follows the run again; so does a new tab.
     shown = wait_for_epoch(page, status.epoch + 1, EPOCHS)
     assert_app_navigation(page)
     fresh = page.context.new_page()
@@ -166,14 +158,13 @@ def test_a_worker_killed_while_the_server_is_down_is_resumed_from_the_page(lab, 
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="pages/_shared.py leaves Streamlit's legacy pages/ mode in the first session's "
-    "run only; tabs whose first runs overlap it keep the legacy navigation until they rerun",
-)
 def test_tabs_reconnecting_at_once_to_a_fresh_server_get_the_app_navigation(lab, page):
-    """After a restart every open tab reconnects at the same moment, each on its own page."""
+    """After a restart every open tab reconnects at the same moment, each on its own page.
+
+    The page scripts live in lab_pages/, not pages/: Streamlit's legacy multipage mode, which
+    a `pages/` folder beside app.py turns on until some session calls st.navigation, used to
+    draw such tabs with its own menu ("app", "shared", ...) and no dataset chooser.
+    """
     tabs = [page] + [page.context.new_page() for _ in range(2)]
     for tab, path in zip(tabs, ("/train", "/predict", "/learn"), strict=True):
         tab.goto(lab.url + path)
@@ -183,4 +174,4 @@ def test_tabs_reconnecting_at_once_to_a_fresh_server_get_the_app_navigation(lab,
             assert_app_navigation(tab, timeout_ms=20_000)
         except PlaywrightTimeoutError:
             legacy.append((tab.url, tab.get_by_test_id("stSidebarNav").inner_text().split()))
-    assert not legacy, f"tabs drawn with the legacy pages/ navigation: {legacy}"
+    assert not legacy, f"tabs drawn without app.py's navigation: {legacy}"

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core import datasets, owndata
-from pages._shared import cached_dataset, load_chosen_dataset, pixel_image
+from lab_pages._shared import cached_dataset, load_chosen_dataset, pixel_image
 
 GRID_SIZE = 24
 GRID_COLUMNS = 8

@@ -6,7 +6,6 @@ import streamlit as st
 
 from cnn_core import convolution as conv
 from cnn_core.plots import figure_png, matrix_figure
-from pages import _shared  # noqa: F401  (runs a deep link through app.py, see _shared)
 
 IMAGE_KEY = "learn_image"
 CUSTOM_KEY = "learn_custom_filter"

@@ -1,11 +1,13 @@
 """Predict: draw a digit or upload images, and see what the model answers and why it saw it so."""
 
+import weakref
+
 import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from cnn_core import inference, preprocess, trained
-from pages._shared import (
+from lab_pages._shared import (
     cached_dataset,
     cached_model,
     model_chooser,
@@ -17,6 +19,7 @@ CANVAS_SIZE = 280
 GALLERY_SIZE = 16
 GALLERY_COLUMNS = 8
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
+GALLERY_CACHE = "gallery_cache"  # session key of the last gallery's picks and probabilities
 
 dataset = st.session_state.get("dataset", "mnist")
 st.title("Predict")
@@ -38,6 +41,25 @@ mnist_style = choice.ink_on_dark and tuple(choice.input_shape) == (28, 28, 1)
 def show_steps(steps: list[tuple[str, np.ndarray]]) -> None:
     for col, (caption, pixels) in zip(st.columns(len(steps)), steps, strict=True):
         col.image(pixel_image(pixels, 96), caption=caption)
+
+
+def gallery_predictions(ds, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The gallery's test images and their probabilities, computed once per model, dataset and
+    shuffle: a canvas stroke reruns the whole page, and then only the drawing is predicted.
+
+    The cache holds weak references, so it matches only the very model and dataset objects
+    it was computed with (a downloaded dataset replaces the cached one under the same name).
+    """
+    cached = st.session_state.get(GALLERY_CACHE)
+    if cached is not None:
+        ds_ref, predictor_ref, cached_seed, picks, probs = cached
+        if ds_ref() is ds and predictor_ref() is predictor and cached_seed == seed:
+            return picks, probs
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(ds.y_test), size=GALLERY_SIZE, replace=False)
+    probs = inference.predict_in_batches(predictor, ds.x_test[picks])
+    st.session_state[GALLERY_CACHE] = (weakref.ref(ds), weakref.ref(predictor), seed, picks, probs)
+    return picks, probs
 
 
 def show_prediction(probs: np.ndarray) -> None:
@@ -128,9 +150,7 @@ with gallery_tab:
     if ds is not None:
         if st.button("New images", icon=":material/shuffle:", key="gallery_shuffle"):
             st.session_state["gallery_seed"] = st.session_state.get("gallery_seed", 0) + 1
-        rng = np.random.default_rng(st.session_state.get("gallery_seed", 0))
-        picks = rng.choice(len(ds.y_test), size=GALLERY_SIZE, replace=False)
-        probs = inference.predict_in_batches(predictor, ds.x_test[picks])
+        picks, probs = gallery_predictions(ds, st.session_state.get("gallery_seed", 0))
         grid = st.columns(GALLERY_COLUMNS)
         for slot, (index, p) in enumerate(zip(picks, probs, strict=True)):
             guess, truth = int(np.argmax(p)), int(ds.y_test[index])

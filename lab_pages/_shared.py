@@ -11,24 +11,6 @@ CHOSEN_MODEL = "chosen_model"  # session key of the trained model chosen on any 
 CHOSEN_MODEL_LABEL = "chosen_model_label"
 
 
-def _leave_legacy_pages_mode() -> None:
-    """Run every page through app.py, even a deep link opened first after the server starts.
-
-    Streamlit treats a `pages/` folder as its legacy multipage API until some session has
-    called st.navigation; until then a link such as /predict runs the page script alone,
-    without app.py's navigation and sidebar. Switching the flag and rerunning fixes that
-    first request; every later one goes through app.py anyway.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_leave_legacy_pages_mode()
-
-
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
 def cached_dataset(name: str) -> datasets.Dataset:
     """One read-only copy of a dataset shared by every session."""

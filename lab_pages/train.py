@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core import datasets, history, jobs, models, plots, presets, runs, sharing
-from pages._shared import load_chosen_dataset
+from lab_pages._shared import load_chosen_dataset
 
 POLL_S = 1.0
 PRECISIONS = {  # the Arithmetic choice -> RunConfig.mixed_precision

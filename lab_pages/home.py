@@ -4,7 +4,6 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core import datasets
-from pages._shared import dataset_label  # noqa: F401  (also runs deep links through app.py)
 
 st.title("CNN Lab")
 st.markdown(
@@ -16,13 +15,13 @@ st.markdown(
 
 st.subheader("A first path through the lab")
 steps = [
-    ("pages/predict.py", "1. Draw a digit", ":material/draw:",
+    ("lab_pages/predict.py", "1. Draw a digit", ":material/draw:",
      "and watch the shipped model read it as you draw."),
-    ("pages/inspect.py", "2. Look inside", ":material/visibility:",
+    ("lab_pages/inspect.py", "2. Look inside", ":material/visibility:",
      "the filters and the feature maps your drawing lights up."),
-    ("pages/train.py", "3. Train your own", ":material/model_training:",
+    ("lab_pages/train.py", "3. Train your own", ":material/model_training:",
      "network, stop and resume it, and compare it with others."),
-    ("pages/evaluate.py", "4. Find its mistakes", ":material/grid_on:",
+    ("lab_pages/evaluate.py", "4. Find its mistakes", ":material/grid_on:",
      "in the confusion matrix: click a cell to see the images behind it."),
 ]  # fmt: skip
 for target, label, icon, rest in steps:

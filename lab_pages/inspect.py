@@ -5,7 +5,13 @@ import numpy as np
 import streamlit as st
 
 from cnn_core import inspection, models, plots, trained
-from pages._shared import load_chosen_dataset, model_at, model_chooser, pixel_image, replay_slider
+from lab_pages._shared import (
+    load_chosen_dataset,
+    model_at,
+    model_chooser,
+    pixel_image,
+    replay_slider,
+)
 
 AM_STEPS = 60
 MAX_FILTERS = 64

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core import evaluation, inference, models, plots, trained
-from pages._shared import (
+from lab_pages._shared import (
     cached_dataset,
     load_chosen_dataset,
     model_at,
@@ -160,7 +160,7 @@ def open_in_inspect(choice: trained.TrainedModel, epoch: int | None, index: int)
     epochs = trained.checkpoint_epochs(choice.key)
     if epochs:
         st.session_state[f"inspect_epoch-{choice.key}"] = epochs[-1] if epoch is None else epoch
-    st.switch_page("pages/inspect.py")
+    st.switch_page("lab_pages/inspect.py")
 
 
 @st.fragment
