@@ -30,6 +30,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import machine, training_speed  # noqa: E402
 
 MODEL = "simple_convnet"
 SHAPE = (28, 28, 1)
@@ -108,12 +110,7 @@ def train_child(s: dict, seconds: float) -> dict:
         xs = tf.constant(x.astype(np.float32) / 255.0)
         ds = tf.data.Dataset.from_tensor_slices((xs, tf.one_hot(y, 10))).batch(s["batch"])
         ds = ds.cache().prefetch(tf.data.AUTOTUNE)
-    model.fit(ds, epochs=1, verbose=0)  # tracing
-    images, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        model.fit(ds, epochs=1, verbose=0)
-        images += TRAIN_IMAGES
-    ips = images / (time.perf_counter() - start)
+    ips = training_speed(model, ds, TRAIN_IMAGES, seconds)
     return {"images_per_s": ips, "gflops": ips * models.training_flops(model)[1] / 1e9}
 
 
@@ -158,12 +155,9 @@ def main() -> None:
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
 
     peak = {k: max(v) for k, v in peaks.items() if v}
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?")
-    print(
-        f"\n{os.cpu_count()} cores of {cpu}; matmul peak float32 {peak['float32']:.0f} "
-        f"GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s (best of n = 1024, 2048, 4096)\n"
-    )
+    print(machine())
+    print(f"matmul peak float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} "
+          "GFLOP/s (best of n = 1024, 2048, 4096)\n")  # fmt: skip
     print("| setting | images/s | training GFLOP/s | of float32 peak | of bf16 peak |")
     print("|---|---|---|---|---|")
     rows = []

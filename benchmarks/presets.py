@@ -5,9 +5,9 @@
 Each preset runs as the app would run it (jobs.start_run: a worker process, its metrics
 log and checkpoints) in a temporary lab home. Printed per preset: epochs, training
 seconds (the sum of the epochs' own times, so process start-up and the final test
-evaluation are left out), test accuracy, the target and the seed's figure. The measured
-seconds per epoch are saved to assets/benchmarks.json, where the Train page reads its
-time estimates (unless --no-save).
+evaluation are left out), test accuracy, the target and the seed's figure. The figures
+are saved to assets/benchmarks.json ("presets"), which the Train page shows beside each
+preset (unless --no-save).
 """
 
 from __future__ import annotations
@@ -20,50 +20,17 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, run_to_end  # noqa: E402
 
-from cnn_core import datasets, jobs, presets, runs  # noqa: E402
-
-POLL_S = 1.0
-TIMEOUT_S = 3600
+from cnn_core import datasets, presets  # noqa: E402
 
 
-def run_to_end(cfg: runs.RunConfig) -> dict:
-    ds = datasets.load_dataset(cfg.dataset, source=cfg.dataset_source)
-    run_id = jobs.start_run(cfg, train_size=len(ds.y_train), input_shape=ds.input_shape)
-    deadline = time.monotonic() + TIMEOUT_S
-    while (status := runs.read_status(run_id)).state not in ("finished", "failed", "interrupted"):
-        if time.monotonic() > deadline:
-            jobs.stop_run(run_id)
-            raise TimeoutError(f"{run_id} did not finish within {TIMEOUT_S} s")
-        time.sleep(POLL_S)
-    if status.state != "finished":
-        raise RuntimeError(f"{run_id} ended {status.state}: {status.message}")
-    epochs = runs.epoch_records(runs.read_metrics(run_id)[0])
-    evaluation = runs.read_evaluation(run_id) or {}
-    return {
-        "model": cfg.model,
-        "shape": "x".join(str(v) for v in ds.input_shape),
-        "images": len(ds.y_train) - int(len(ds.y_train) * cfg.validation_split),
-        "epochs": len(epochs),
-        "seconds": sum(e["seconds"] for e in epochs),
-        "test_accuracy": evaluation.get("accuracy"),
-    }
-
-
-def save_epoch_times(results: list[dict]) -> None:
-    """Merge the measured seconds per epoch into assets/benchmarks.json."""
+def save(measured: dict[str, list[dict]]) -> None:
+    """Merge the presets' measured runs into assets/benchmarks.json ("presets")."""
     path = presets.MEASUREMENTS
     data = json.loads(path.read_text()) if path.exists() else {}
-    table = data.setdefault("seconds_per_epoch", {})
-    for r in results:
-        table.setdefault(r["model"], {})[r["shape"]] = {
-            "seconds": round(r["seconds"] / r["epochs"], 2),
-            "images": r["images"],
-            "measured": time.strftime("%Y-%m-%d"),
-            "by": "benchmarks/presets.py",
-        }
+    data.setdefault("presets", {}).update(measured)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
@@ -76,21 +43,24 @@ def main() -> None:
     args = parser.parse_args()
     chosen = [p for p in presets.PRESETS if not args.only or p.key in args.only]
     os.environ["CNN_LAB_HOME"] = tempfile.mkdtemp(prefix="cnn-lab-bench-")
-    results = []
+    print(machine())
     print("| preset | run | epochs | training s | test accuracy | target |")
     print("|---|---|---|---|---|---|")
     for preset in chosen:
+        rows = []
         for cfg in preset.configs:
             if not datasets.is_available(cfg.dataset):
                 name, target = cfg.display_name, preset.target
                 print(f"| {preset.key} | {name} | — | — | needs the download | {target} |")
                 continue
             r = run_to_end(cfg)
-            results.append(r)
+            rows.append({"name": cfg.display_name, "epochs": r["epochs"],
+                         "seconds": round(r["seconds"], 1), "test_accuracy": r["test_accuracy"],
+                         "measured": time.strftime("%Y-%m-%d")})  # fmt: skip
             print(f"| {preset.key} | {cfg.display_name} | {r['epochs']} | {r['seconds']:.0f} | "
                   f"{r['test_accuracy']:.2%} | {preset.target} |", flush=True)  # fmt: skip
-    if results and not args.no_save:
-        save_epoch_times(results)
+        if rows and len(rows) == len(preset.configs) and not args.no_save:
+            save({preset.key: rows})  # each preset as it ends: a stopped run keeps the others
 
 
 if __name__ == "__main__":

@@ -14,6 +14,31 @@ from cnn_core.runs import RunConfig
 MEASUREMENTS = paths.ASSETS_DIR / "benchmarks.json"
 
 
+def _conv(filters: int) -> dict:
+    return {"type": "conv", "filters": filters, "kernel": 3, "activation": "relu"}
+
+
+# VGG's habit sized for a laptop: two stacked 3×3 convolutions before the second pool,
+# dropout before and after the dense layer. No batch norm: Keras 3 runs it unfused on the
+# CPU, where it made this network 2.75× slower per image (BENCHMARKS.md).
+VGG_SMALL_LAYERS = (
+    _conv(32), {"type": "maxpool"}, _conv(64), _conv(64), {"type": "maxpool"},
+    {"type": "dropout", "rate": 0.3}, {"type": "flatten"},
+    {"type": "dense", "units": 128, "activation": "relu"}, {"type": "dropout", "rate": 0.4},
+)  # fmt: skip
+# The same with batch norm after every convolution and a second 3×3 convolution at full
+# size, like seed 002's VGG-like network: slower per image, but the only network that
+# reached 99.0% on the 8,000 embedded digits in these measurements.
+VGG_BN_LAYERS = (
+    _conv(32), {"type": "batchnorm"}, _conv(32), {"type": "batchnorm"}, {"type": "maxpool"},
+    {"type": "dropout", "rate": 0.2},
+    _conv(64), {"type": "batchnorm"}, _conv(64), {"type": "batchnorm"}, {"type": "maxpool"},
+    {"type": "dropout", "rate": 0.3}, {"type": "flatten"},
+    {"type": "dense", "units": 128, "activation": "relu"}, {"type": "batchnorm"},
+    {"type": "dropout", "rate": 0.4},
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Preset:
     """One recipe: one run, or a pair of runs meant to be compared."""
@@ -28,18 +53,19 @@ class Preset:
 PRESETS: tuple[Preset, ...] = (
     Preset(
         key="mnist-99",
-        title="MNIST (embedded): 99% in under 3 minutes",
-        lesson="A slightly larger network with dropout, and small shifts and rotations of the "
-        "training digits, beats the seed's simple ConvNet (92.36%) by a wide margin on the "
-        "same data.",
+        title="MNIST (embedded): about 99% in 20 epochs",
+        lesson="Batch normalisation after every convolution, dropout, small shifts and "
+        "rotations of the training digits and a cosine learning-rate decay take the same "
+        "8,000 digits from the seed's 92.36% to 99%: 20 mistakes in 2,000.",
         configs=(
             RunConfig(
                 name="MNIST 99%",
                 dataset="mnist",
                 dataset_source="embedded",
-                model="fashion_cnn_dropout",
+                model="custom",
+                layers=[dict(layer) for layer in VGG_BN_LAYERS],
                 batch_size=64,
-                epochs=15,
+                epochs=20,
                 lr_schedule="cosine",
                 learning_rate=2e-3,
                 augment_shift=0.1,
@@ -51,7 +77,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         key="fashion-quick",
-        title="Fashion-MNIST quick: 91% in a minute",
+        title="Fashion-MNIST quick: 91% in three epochs",
         lesson="Three epochs of a small three-layer network already separate most clothes; "
         "shirts, T-shirts and pullovers stay the hard classes.",
         configs=(
@@ -70,17 +96,20 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         key="fashion-best",
-        title="Fashion-MNIST best: 93.5% in ten minutes",
-        lesson="Batch normalisation, dropout, augmentation and a cosine learning-rate schedule "
-        "together: the same ideas as the seed's VGG-like network, sized for a laptop.",
+        title="Fashion-MNIST best: about 93% in 30 epochs",
+        lesson="A small VGG-style network (two stacked 3×3 convolutions), dropout, random "
+        "shifts and left-right flips of the clothes, and a learning rate that decays along a "
+        "cosine over 30 epochs: each idea adds a little; together they reach about 93%, the "
+        "top of the two-convolution networks in the Fashion-MNIST table.",
         configs=(
             RunConfig(
                 name="Fashion best",
                 dataset="fashion_mnist",
-                model="fashion_cnn_dropout",
+                model="custom",
+                layers=[dict(layer) for layer in VGG_SMALL_LAYERS],
                 batch_size=128,
-                epochs=15,
-                learning_rate=2e-3,
+                epochs=30,
+                learning_rate=3e-3,
                 lr_schedule="cosine",
                 augment_shift=0.08,
                 augment_flip=True,
@@ -140,6 +169,16 @@ def seconds_per_epoch(model: str, input_shape: tuple[int, int, int], images: int
     if not entry:
         return None
     return entry["seconds"] * images / entry["images"]
+
+
+def measured(key: str) -> list[dict] | None:
+    """The last benchmark of a preset, one dict per run (name, epochs, seconds,
+    test_accuracy, measured date), or None when benchmarks/presets.py has not measured it."""
+    try:
+        rows = json.loads(MEASUREMENTS.read_text())["presets"][key]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return rows if isinstance(rows, list) and rows else None
 
 
 def with_dataset(cfg: RunConfig, dataset: str) -> RunConfig:

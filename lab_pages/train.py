@@ -9,6 +9,7 @@ from cnn_core import datasets, history, jobs, models, plots, presets, runs, shar
 from lab_pages._shared import load_chosen_dataset
 
 POLL_S = 1.0
+DEFAULT_VALIDATION = runs.RunConfig.validation_split
 PRECISIONS = {  # the Arithmetic choice -> RunConfig.mixed_precision
     f"auto ({'bfloat16' if runs.fast_bfloat16() else 'float32'} on this CPU)": None,
     "float32": False,
@@ -81,11 +82,10 @@ def progress_line(status: runs.RunStatus) -> tuple[float, str]:
     )
     if status.state in ("finished",):
         done = 1.0
-    speed = f"{status.images_per_s:,.0f} images/s" if status.images_per_s else "—"
-    text = (
-        f"epoch {status.epoch}/{status.epochs} · batch {status.batch}/{status.batches_per_epoch} · "
-        f"{speed} · time left {fmt_seconds(status.eta_s)}"
-    )
+    text = f"epoch {status.epoch}/{status.epochs} · batch {status.batch}/{status.batches_per_epoch}"
+    if status.state == "running":  # speed and time left mean nothing once a run has ended
+        speed = f"{status.images_per_s:,.0f} images/s" if status.images_per_s else "—"
+        text += f" · {speed} · time left {fmt_seconds(status.eta_s)}"
     return min(max(done, 0.0), 1.0), text
 
 
@@ -246,9 +246,14 @@ def new_run_form(ds: datasets.Dataset) -> None:
             step=0.0005,
         )
         schedule = c1.selectbox("Schedule", list(runs.LR_SCHEDULES))
-        batch_size = c2.select_slider("Batch size", [16, 32, 64, 128, 256, 512], value=64)
+        sizes = [16, 32, 64, 128, 256, 512]
+        # The default, but never more than the images a default validation split leaves.
+        fits = [b for b in sizes if b <= train_size * (1 - DEFAULT_VALIDATION)] or sizes[:1]
+        batch_size = c2.select_slider(
+            "Batch size", sizes, value=min(runs.RunConfig.batch_size, fits[-1])
+        )
         epochs = c2.number_input("Epochs", min_value=1, max_value=runs.MAX_EPOCHS, value=5)
-        validation = c2.slider("Validation share", 0.0, 0.4, 0.1, 0.05)
+        validation = c2.slider("Validation share", 0.0, 0.4, DEFAULT_VALIDATION, 0.05)
         shift = c3.slider("Random shift (share of size)", 0.0, 0.3, 0.0, 0.02)
         rotate = c3.slider("Random rotation (degrees)", 0, 30, 0)
         flip = c3.checkbox("Random left-right flips (photos, not digits)")
@@ -273,10 +278,23 @@ def new_run_form(ds: datasets.Dataset) -> None:
             st.rerun()
 
 
+def preset_measurement(key: str) -> str:
+    rows = presets.measured(key)
+    if not rows:
+        return "Not measured on this kind of machine yet (benchmarks/presets.py)."
+    runs_text = "; ".join(
+        f"{r['name']}: {r['test_accuracy']:.2%} after {r['epochs']} epochs in "
+        f"{fmt_seconds(r['seconds'])}"
+        for r in rows
+    )
+    return f"Measured on this kind of machine ({rows[0]['measured']}): {runs_text}."
+
+
 def preset_buttons(ds: datasets.Dataset) -> None:
     for preset in presets.presets_for(dataset):
         with st.container(border=True):
             st.markdown(f"**{preset.title}**  \n{preset.lesson}  \n*Target: {preset.target}*")
+            st.caption(preset_measurement(preset.key))
             clicked = st.button("Start", key=f"preset-{preset.key}", icon=":material/play_arrow:")
             if clicked and start(preset.configs, ds.input_shape, len(ds.y_train)):
                 st.rerun()

@@ -91,3 +91,23 @@ def test_seconds_per_epoch_scales_the_measurement(tmp_path, monkeypatch):
     assert presets.seconds_per_epoch("lenet5", (32, 32, 3), 8000) is None
     monkeypatch.setattr(presets, "MEASUREMENTS", tmp_path / "missing.json")
     assert presets.seconds_per_epoch("lenet5", (28, 28, 1), 8000) is None
+
+
+def test_measured_presets_come_from_the_benchmark_file(tmp_path, monkeypatch):
+    row = {"name": "Fashion quick", "epochs": 3, "seconds": 52.0, "test_accuracy": 0.9123,
+           "measured": "2026-11-22"}  # fmt: skip
+    path = tmp_path / "benchmarks.json"
+    path.write_text(json.dumps({"presets": {"fashion-quick": [row]}}))
+    monkeypatch.setattr(presets, "MEASUREMENTS", path)
+    assert presets.measured("fashion-quick") == [row]
+    assert presets.measured("mnist-99") is None
+    path.write_text("{not json")
+    assert presets.measured("fashion-quick") is None
+
+
+@pytest.mark.parametrize("key", ["mnist-99", "fashion-quick", "fashion-best"])
+def test_the_time_to_accuracy_presets_have_a_measurement(key):
+    # benchmarks/presets.py writes these; changing such a preset without measuring it fails.
+    rows = presets.measured(key)
+    assert rows and len(rows) == len(presets.get_preset(key).configs)
+    assert all(0 < r["test_accuracy"] <= 1 and r["seconds"] > 0 for r in rows)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import datasets, runs
+from cnn_core import datasets, presets, runs
 from tests.browser_helpers import start_training_on_page, wait_for_epoch
 from tests.conftest import REPO
 
@@ -130,6 +130,9 @@ def test_fashion_presets_include_the_overfitting_pair(lab_home):
     labels = [b.key for b in at.button]
     if datasets.is_available("fashion_mnist"):
         assert "preset-overfitting" in labels and "preset-fashion-quick" in labels
+        quick = presets.measured("fashion-quick")[0]
+        captions = " ".join(c.value for c in at.caption)
+        assert f"{quick['test_accuracy']:.2%} after {quick['epochs']} epochs" in captions
     else:
         assert "not available" in at.warning[0].value
 
@@ -211,3 +214,17 @@ def test_a_finished_run_is_shared_and_imported_through_the_page(tiny_dataset):
     at.file_uploader(key="import_run").set_value(("bad.zip", b"nope", "application/zip")).run()
     at.button(key="import_button").click().run()
     assert "not a zip" in at.error[0].value
+
+
+def test_an_interrupted_run_shows_no_speed_or_time_left(tiny_dataset):
+    cfg = runs.RunConfig(dataset=tiny_dataset, model="custom", layers=TINY_LAYERS, batch_size=16)
+    run_id = runs.create_run(runs.validate_config(cfg))
+    runs.update_status(run_id, state="interrupted", epoch=2, batch=5, batches_per_epoch=10,
+                       images_per_s=1200.0, eta_s=25.0, message="The worker stopped.")  # fmt: skip
+    at = open_train(tiny_dataset)
+    at.session_state["run_id"] = run_id
+    at.run()
+    assert not at.exception
+    text = " ".join(str(p.proto.text) for p in at.get("progress"))
+    assert "epoch 2/" in text and "batch 5/10" in text
+    assert "time left" not in text and "images/s" not in text

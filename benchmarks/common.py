@@ -1,0 +1,80 @@
+"""What the benchmark scripts share: the machine line and a run trained through the engine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from cnn_core import datasets, jobs, runs  # noqa: E402
+
+POLL_S = 1.0
+TIMEOUT_S = 3600
+
+
+def machine() -> str:
+    """Cores, CPU model, Python and TensorFlow versions, for the head of a printed table."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "unknown CPU"
+    from importlib.metadata import version
+
+    tf = next((version(d) for d in ("tensorflow-cpu", "tensorflow") if _has(d)), "?")
+    return (f"{os.cpu_count()} cores of {cpu}, Python {platform.python_version()}, "
+            f"TensorFlow {tf}, Keras {version('keras')}, {time.strftime('%Y-%m-%d')}")  # fmt: skip
+
+
+def _has(dist: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(dist)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def training_speed(model, ds, images_per_pass: int, seconds: float) -> float:
+    """Images/s of `model.fit` over `ds`, timed for about `seconds` after one pass that
+    traces the graph (a learner pays that once per run)."""
+    model.fit(ds, epochs=1, verbose=0, shuffle=False)
+    images, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)
+        images += images_per_pass
+    return images / (time.perf_counter() - start)
+
+
+def run_to_end(cfg: runs.RunConfig) -> dict:
+    """Trains one config as the app would (worker process, metrics log, checkpoints) and
+    returns its epochs, training seconds (the sum of the epochs' own times: process start
+    and the final test evaluation are left out), test accuracy and the resolved config."""
+    ds = datasets.load_dataset(cfg.dataset, source=cfg.dataset_source)
+    run_id = jobs.start_run(cfg, train_size=len(ds.y_train), input_shape=ds.input_shape)
+    deadline = time.monotonic() + TIMEOUT_S
+    while (status := runs.read_status(run_id)).state not in ("finished", "failed", "interrupted"):
+        if time.monotonic() > deadline:
+            jobs.stop_run(run_id)
+            raise TimeoutError(f"{run_id} did not finish within {TIMEOUT_S} s")
+        time.sleep(POLL_S)
+    if status.state != "finished":
+        raise RuntimeError(f"{run_id} ended {status.state}: {status.message}")
+    epochs = runs.epoch_records(runs.read_metrics(run_id)[0])
+    evaluation = runs.read_evaluation(run_id) or {}
+    return {
+        "model": cfg.model,
+        "shape": "x".join(str(v) for v in ds.input_shape),
+        "images": len(ds.y_train) - int(len(ds.y_train) * cfg.validation_split),
+        "epochs": len(epochs),
+        "seconds": sum(e["seconds"] for e in epochs),
+        "test_accuracy": evaluation.get("accuracy"),
+        "config": runs.read_config(run_id).to_dict(),
+    }

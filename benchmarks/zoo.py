@@ -1,0 +1,103 @@
+"""Parameters, FLOPs and seconds per epoch of every zoo model, for the Train page's estimate.
+
+    .venv/bin/python benchmarks/zoo.py [--seconds 6] [--only lenet5 vgg] [--no-save]
+
+Each model trains on random images of 28×28×1 (60,000 a epoch, like MNIST and
+Fashion-MNIST) and 32×32×3 (50,000, CIFAR-10's shape; CIFAR-10 itself is not available
+offline) with the run defaults a new run gets on this machine (batch size, precision,
+threads, the engine's input pipeline), for about --seconds after the first pass has
+traced the graph; the epoch time is extrapolated from that rate. Speed does not depend on
+what the images show. Saved to assets/benchmarks.json ("seconds_per_epoch"), where the
+Train page reads its estimate, unless --no-save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, training_speed  # noqa: E402
+
+from cnn_core import models, presets, runs, training  # noqa: E402
+
+SHAPES = (((28, 28, 1), 60_000), ((32, 32, 3), 50_000))
+SAMPLE_IMAGES = 2048  # one pass over these traces the graph, then they repeat
+
+
+def measure(key: str, shape: tuple[int, int, int], seconds: float) -> dict:
+    """Images/s of one zoo model at the run defaults, in this process."""
+    import keras
+    import numpy as np
+
+    cfg = runs.validate_config(runs.RunConfig(model=key))
+    keras.mixed_precision.set_dtype_policy(training.MIXED_POLICY if cfg.mixed_precision
+                                           else "float32")  # fmt: skip
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (SAMPLE_IMAGES, *shape), dtype=np.uint8)
+    y = rng.integers(0, 10, SAMPLE_IMAGES)
+    model = models.build_model(key, shape, 10, layers=None)
+    training.compile_model(model, training.make_optimizer(cfg, 1000))
+    ds = training.make_dataset(x, y, 10, cfg.batch_size, shuffle_seed=0)
+    ips = training_speed(model, ds, SAMPLE_IMAGES, seconds)
+    flops = models.training_flops(model)[1]
+    keras.backend.clear_session()
+    return {"images_per_s": ips, "params": model.count_params(), "flops": flops,
+            "batch_size": cfg.batch_size, "mixed_precision": cfg.mixed_precision}  # fmt: skip
+
+
+def save(results: dict[str, dict[str, dict]]) -> None:
+    path = presets.MEASUREMENTS
+    data = json.loads(path.read_text()) if path.exists() else {}
+    table = data.setdefault("seconds_per_epoch", {})
+    for key, by_shape in results.items():
+        table.setdefault(key, {}).update(by_shape)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds a model")
+    parser.add_argument("--only", nargs="*", help="model keys (default: the whole zoo)")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+    training.configure_threads()
+    keys = [k for k in models.MODELS if k != models.CUSTOM and (not args.only or k in args.only)]
+    print(machine())
+    print("| model | params 28×28×1 | training MFLOP/image 28×28×1 | s/epoch 60,000×28×28×1 | "
+          "s/epoch 50,000×32×32×3 | GFLOP/s 28×28×1 |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    results: dict[str, dict[str, dict]] = {}
+    for key in keys:
+        cells = {}
+        for shape, images in SHAPES:
+            m = measure(key, shape, args.seconds)
+            cells["x".join(map(str, shape))] = {
+                "seconds": round(images / m["images_per_s"], 1),
+                "images": images,
+                "batch_size": m["batch_size"],
+                "mixed_precision": m["mixed_precision"],
+                "gflops": round(m["images_per_s"] * m["flops"] / 1e9, 1),
+                "measured": time.strftime("%Y-%m-%d"),
+                "by": "benchmarks/zoo.py",
+            }
+            if shape == SHAPES[0][0]:
+                first = m
+        results[key] = cells
+        mnist, cifar = cells["28x28x1"], cells["32x32x3"]
+        print(f"| {key} | {first['params']:,} | {first['flops'] / 1e6:.1f} | "
+              f"{mnist['seconds']:.0f} | {cifar['seconds']:.0f} | {mnist['gflops']:.0f} |",
+              flush=True)  # fmt: skip
+    if not args.no_save:
+        save(results)
+
+
+if __name__ == "__main__":
+    main()
