@@ -56,7 +56,7 @@ PRESETS: tuple[Preset, ...] = (
         title="MNIST (embedded): about 99% in 20 epochs",
         lesson="Batch normalisation after every convolution, dropout, small shifts and "
         "rotations of the training digits and a cosine learning-rate decay take the same "
-        "8,000 digits from the seed's 92.36% to 99%: 20 mistakes in 2,000.",
+        "8,000 digits from the seed's 92.36% to about 99%: some 20 mistakes in 2,000.",
         configs=(
             RunConfig(
                 name="MNIST 99%",
