@@ -148,7 +148,7 @@ def test_a_run_is_complete_or_absent_whatever_the_room_left(tiny):
 def test_the_command_line_says_so_instead_of_a_traceback(tiny):
     layers = json.dumps(TINY_LAYERS)
     result = run_limited(600, RUN_CLI, "train", "--dataset", "user:tiny", "--model", "custom",
-                         "--layers", layers, "--epochs", "1")  # fmt: skip
+                         "--layers", layers, "--epochs", "1", "--batch-size", "16")  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: There is no room to save")
     assert "Traceback" not in result.stderr
