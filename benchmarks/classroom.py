@@ -47,6 +47,7 @@ from tests.browser_helpers import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
     digit_one_png,
+    poll_until,
     start_server,
     stop_server,
     stroke_points,
@@ -382,14 +383,8 @@ async def drive_sessions(url: str, sessions: int, seconds: float, pause_s: float
 # ---------------------------------------------------------------- training and the queue
 
 
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(POLL_S)
-    raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+def wait_until(predicate: Callable[[], T], timeout: float, what: str) -> T:
+    return poll_until(predicate, timeout, what, interval=POLL_S)  # a TimeoutError at the end
 
 
 def training_now() -> list[str]:

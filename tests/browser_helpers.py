@@ -1,4 +1,4 @@
-"""A real app server and Chromium's settings, shared by the browser tests and by
+"""A real app server, Chromium's settings and a polling helper, shared by the tests and by
 `benchmarks/classroom.py`; it imports no pytest so that a benchmark can use it too."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image, ImageDraw
 
@@ -30,6 +32,30 @@ CHROMIUM_ARGS = [
 ]
 SERVER_START_TIMEOUT_S = 90
 SERVER_STOP_TIMEOUT_S = 10
+T = TypeVar("T")
+
+
+class PollTimeout(AssertionError, TimeoutError):
+    """What `poll_until` waited for did not come: a failed assertion to pytest, and a
+    TimeoutError to a script that catches those."""
+
+
+def poll_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Calls `predicate` every `interval` s until it returns something truthy; returns that.
+
+    It is called once more at the deadline, so a slow last call still counts.
+
+    Raises:
+        PollTimeout: after `timeout` s, naming `what` and the last value seen.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise PollTimeout(f"waited {timeout:g} s for {what}; the last value seen: {value!r}")
+        time.sleep(interval)
 
 
 @dataclass
@@ -49,18 +75,16 @@ def free_port() -> int:
 
 
 def wait_for_health(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"streamlit exited with code {proc.returncode}")
         try:
             with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
+                return r.status == 200
         except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"streamlit did not answer on {url} within {timeout}s")
+            return False
+
+    poll_until(healthy, timeout, f"streamlit to answer on {url}", interval=0.2)
 
 
 def start_server(home: Path, port: int | None = None) -> AppServer:
@@ -135,13 +159,12 @@ def start_training_on_page(page, url: str, dataset_option: str, epochs: int) -> 
 
 def wait_for_epoch(page, at_least: int, epochs: int = 200, timeout: float = 90) -> int:
     """The epoch the Train page's progress line shows, once it is at least `at_least`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def shown() -> int | None:
         found = re.search(rf"epoch (\d+)/{epochs}", page.content())
-        if found and int(found.group(1)) >= at_least:
-            return int(found.group(1))
-        page.wait_for_timeout(250)
-    raise AssertionError(f"the page never showed epoch {at_least} or later")
+        return int(found.group(1)) if found and int(found.group(1)) >= at_least else None
+
+    return poll_until(shown, timeout, f"the page to show epoch {at_least} or later", interval=0.25)
 
 
 def assert_app_navigation(page, timeout_ms: float = 30_000) -> None:
