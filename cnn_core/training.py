@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from cnn_core import datasets, jobs, models, runs
+from cnn_core import batchnorm, datasets, jobs, models, runs
 
 AUTO_WINDOW_S = 0.5  # metrics_every_batches=0: close a batch window every half second
 EVAL_BATCH_SIZE = 256  # evaluation needs no gradients, so larger batches are cheap
@@ -131,6 +131,8 @@ def make_optimizer(cfg: runs.RunConfig, total_steps: int) -> keras.optimizers.Op
 
 
 def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
+    """Compiles for training; batch norm then trains with the fused kernel (batchnorm.py)."""
+    batchnorm.use_fused_batch_norm(model)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy", "mse"])
 
 
@@ -487,6 +489,7 @@ def _prepare_model(run_id: str, cfg: runs.RunConfig, data: datasets.Dataset, ste
     with _strategy_scope(cfg):
         loaded = load_checkpoint(run_id)
         if loaded is not None:
+            batchnorm.use_fused_batch_norm(loaded[0])  # a loaded model is plain Keras
             return loaded
         model = models.build_model(cfg.model, data.input_shape, data.num_classes, cfg.layers)
         compile_model(model, make_optimizer(cfg, steps))
