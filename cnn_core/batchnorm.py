@@ -62,10 +62,7 @@ def _fused_call(layer, keras_call, inputs, training=None, mask=None):
     # keeps the biased one, so undo the correction to match Keras' moving statistics.
     n = tf.cast(tf.size(x) // channels, tf.float32)
     variance = variance * (n - 1.0) / tf.maximum(n, 2.0)
-    m = layer.momentum
-    layer.moving_mean.assign(layer.moving_mean * m + tf.cast(mean, layer.moving_mean.dtype) * (1 - m))
-    layer.moving_variance.assign(
-        layer.moving_variance * m + tf.cast(variance, layer.moving_variance.dtype) * (1 - m)
-    )
+    for moving, batch in ((layer.moving_mean, mean), (layer.moving_variance, variance)):
+        moving.assign(moving * layer.momentum + tf.cast(batch, moving.dtype) * (1 - layer.momentum))
     y = y if rank == 4 else tf.reshape(y, tf.shape(inputs))
     return tf.cast(y, layer.compute_dtype)
