@@ -110,8 +110,10 @@ def train_child(s: dict, seconds: float) -> dict:
         xs = tf.constant(x.astype(np.float32) / 255.0)
         ds = tf.data.Dataset.from_tensor_slices((xs, tf.one_hot(y, 10))).batch(s["batch"])
         ds = ds.cache().prefetch(tf.data.AUTOTUNE)
-    ips = training_speed(model, ds, TRAIN_IMAGES, seconds)
-    return {"images_per_s": ips, "gflops": ips * models.training_flops(model)[1] / 1e9}
+    ips, cpu_ips = training_speed(model, ds, TRAIN_IMAGES, seconds)
+    flops = models.training_flops(model)[1]
+    return {"images_per_s": ips, "gflops": ips * flops / 1e9,
+            "cpu_images_per_s": cpu_ips, "cpu_gflops": cpu_ips * flops / 1e9}  # fmt: skip
 
 
 def child(kind: str, arg: str, seconds: float) -> dict:
@@ -158,20 +160,25 @@ def main() -> None:
     print(machine())
     print(f"matmul peak float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} "
           "GFLOP/s (best of n = 1024, 2048, 4096)\n")  # fmt: skip
-    print("| setting | images/s | training GFLOP/s | of float32 peak | of bf16 peak |")
-    print("|---|---|---|---|---|")
+    print("| setting | images/s | training GFLOP/s | of float32 peak | of bf16 peak "
+          "| CPU-time images/s | CPU-time GFLOP/s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     rows = []
     for s, rs in zip(grid, results, strict=True):
         ok = [x for x in rs if "error" not in x]
         if not ok:
-            print(f"| {label(s)} | fails: {rs[0]['error']} | | | |")
+            print(f"| {label(s)} | fails: {rs[0]['error']} | | | | | |")
             rows.append({"setting": s, "error": rs[0]["error"]})
             continue
         ips = statistics.median(x["images_per_s"] for x in ok)
         gf = statistics.median(x["gflops"] for x in ok)
         bf = f"{gf / peak['bfloat16']:.0%}" if s["precision"] != "float32" else "—"
-        print(f"| {label(s)} | {ips:.0f} | {gf:.1f} | {gf / peak['float32']:.0%} | {bf} |")
-        rows.append({"setting": s, "images_per_s": ips, "gflops": gf})
+        cpu_ips = statistics.median(x["cpu_images_per_s"] for x in ok)
+        cpu_gf = statistics.median(x["cpu_gflops"] for x in ok)
+        print(f"| {label(s)} | {ips:.0f} | {gf:.1f} | {gf / peak['float32']:.0%} | {bf} "
+              f"| {cpu_ips:.0f} | {cpu_gf:.1f} |")  # fmt: skip
+        rows.append({"setting": s, "images_per_s": ips, "gflops": gf,
+                     "cpu_images_per_s": cpu_ips, "cpu_gflops": cpu_gf})  # fmt: skip
     if args.json_out:
         args.json_out.write_text(json.dumps({"peak_gflops": peak, "rows": rows}, indent=2))
 
