@@ -56,7 +56,8 @@ def main() -> None:
             r = run_to_end(cfg)
             rows.append({"name": cfg.display_name, "epochs": r["epochs"],
                          "seconds": round(r["seconds"], 1), "test_accuracy": r["test_accuracy"],
-                         "measured": time.strftime("%Y-%m-%d")})  # fmt: skip
+                         "measured": time.strftime("%Y-%m-%d"),
+                         "config": cfg.to_dict()})  # fmt: skip
             print(f"| {preset.key} | {cfg.display_name} | {r['epochs']} | {r['seconds']:.0f} | "
                   f"{r['test_accuracy']:.2%} | {preset.target} |", flush=True)  # fmt: skip
         if rows and len(rows) == len(preset.configs) and not args.no_save:

@@ -18,25 +18,26 @@ def _conv(filters: int) -> dict:
     return {"type": "conv", "filters": filters, "kernel": 3, "activation": "relu"}
 
 
-# VGG's habit sized for a laptop: two stacked 3×3 convolutions before the second pool,
-# dropout before and after the dense layer. No batch norm: Keras 3 runs it unfused on the
-# CPU, where it made this network 2.75× slower per image (BENCHMARKS.md).
-VGG_SMALL_LAYERS = (
-    _conv(32), {"type": "maxpool"}, _conv(64), _conv(64), {"type": "maxpool"},
-    {"type": "dropout", "rate": 0.3}, {"type": "flatten"},
-    {"type": "dense", "units": 128, "activation": "relu"}, {"type": "dropout", "rate": 0.4},
-)  # fmt: skip
-# The same with batch norm after every convolution and a second 3×3 convolution at full
-# size, like seed 002's VGG-like network: slower per image, but the only network that
-# reached 99.0% on the 8,000 embedded digits in these measurements.
-VGG_BN_LAYERS = (
-    _conv(32), {"type": "batchnorm"}, _conv(32), {"type": "batchnorm"}, {"type": "maxpool"},
-    {"type": "dropout", "rate": 0.2},
-    _conv(64), {"type": "batchnorm"}, _conv(64), {"type": "batchnorm"}, {"type": "maxpool"},
-    {"type": "dropout", "rate": 0.3}, {"type": "flatten"},
-    {"type": "dense", "units": 128, "activation": "relu"}, {"type": "batchnorm"},
-    {"type": "dropout", "rate": 0.4},
-)  # fmt: skip
+def vgg_bn_layers(dropout: tuple[float, float, float]) -> tuple[dict, ...]:
+    """VGG's habit sized for a laptop, like seed 002's VGG-like network: two blocks of two
+    3×3 convolutions (32, then 64 filters) with batch norm after each, a dense layer of
+    128, and dropout at these three rates after each block and the dense layer. Batch norm
+    trains with the fused kernel (cnn_core.batchnorm), 2.5× faster here than Keras' own."""
+    first, second, dense = dropout
+    return (
+        _conv(32), {"type": "batchnorm"}, _conv(32), {"type": "batchnorm"}, {"type": "maxpool"},
+        {"type": "dropout", "rate": first},
+        _conv(64), {"type": "batchnorm"}, _conv(64), {"type": "batchnorm"}, {"type": "maxpool"},
+        {"type": "dropout", "rate": second}, {"type": "flatten"},
+        {"type": "dense", "units": 128, "activation": "relu"}, {"type": "batchnorm"},
+        {"type": "dropout", "rate": dense},
+    )  # fmt: skip
+
+
+# 8,000 digits overfit quickly: strong dropout. 60,000 clothes in 12 epochs underfit with
+# it (training accuracy stayed below test accuracy), so fashion-best drops less.
+VGG_BN_LAYERS = vgg_bn_layers((0.2, 0.3, 0.4))
+VGG_BN_LIGHT_LAYERS = vgg_bn_layers((0.1, 0.2, 0.3))
 
 
 @dataclass(frozen=True)
@@ -96,22 +97,21 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         key="fashion-best",
-        title="Fashion-MNIST best: about 93% in 30 epochs",
-        lesson="A small VGG-style network (two stacked 3×3 convolutions), dropout, random "
-        "shifts and left-right flips of the clothes, and a learning rate that decays along a "
-        "cosine over 30 epochs: each idea adds a little; together they reach about 93%, the "
-        "top of the two-convolution networks in the Fashion-MNIST table.",
+        title="Fashion-MNIST best: about 94% in 12 epochs",
+        lesson="A small VGG-style network (two stacked 3×3 convolutions per block) with "
+        "batch normalisation after each, light dropout, left-right flips of the clothes and "
+        "a learning rate that decays along a cosine: about 94%, above every two-convolution "
+        "network in the Fashion-MNIST table and near AutoML's 93.9% after 24 hours.",
         configs=(
             RunConfig(
                 name="Fashion best",
                 dataset="fashion_mnist",
                 model="custom",
-                layers=[dict(layer) for layer in VGG_SMALL_LAYERS],
+                layers=[dict(layer) for layer in VGG_BN_LIGHT_LAYERS],
                 batch_size=128,
-                epochs=30,
+                epochs=12,
                 learning_rate=3e-3,
                 lr_schedule="cosine",
-                augment_shift=0.08,
                 augment_flip=True,
                 validation_split=0.0,
             ),
