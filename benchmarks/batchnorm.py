@@ -36,7 +36,7 @@ def child(variant: str, seconds: float) -> dict:
     from cnn_core import models, runs, training
 
     training.configure_threads()
-    cfg = runs.validate_config(runs.RunConfig(dataset="mnist", model="custom"))
+    cfg = runs.validate_config(runs.RunConfig(dataset="mnist"))  # the defaults: batch, precision
     keras.mixed_precision.set_dtype_policy(
         training.MIXED_POLICY if cfg.mixed_precision else "float32"
     )
