@@ -45,7 +45,11 @@ def child(variant: str, seconds: float) -> dict:
     if variant == "fused":
         training.compile_model(model, keras.optimizers.Adam(1e-3))  # fuses batch norm
     else:  # the same compile without the fusing
-        model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", ["accuracy", "mse"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss="categorical_crossentropy",
+            metrics=["accuracy", "mse"],
+        )
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (IMAGES, 28, 28, 1), dtype=np.uint8)
     y = rng.integers(0, 10, IMAGES)
