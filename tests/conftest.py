@@ -1,10 +1,34 @@
-"""Shared fixtures: an isolated lab home, a real app server, and a real Chromium page."""
+"""Shared fixtures: an isolated lab home, a real app server, and a real Chromium page; and
+`open_page`, which opens one page of the app through AppTest."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, start_server, stop_server
 
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
+
 ARTIFACTS = REPO / "test-artifacts"
+APPTEST_TIMEOUT_S = 120  # one script run; a page with a model to load on two busy cores
+
+
+def open_page(name: str, dataset: str = "mnist", **state) -> AppTest:
+    """Runs app.py with `dataset` chosen and `state` in the session, then switches to
+    lab_pages/<name>.py, as a learner's click in the sidebar would; it must not raise."""
+    from streamlit.testing.v1 import AppTest  # here: a run of the unit tests needs no Streamlit
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=APPTEST_TIMEOUT_S)
+    at.session_state["dataset"] = dataset
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(f"lab_pages/{name}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
 
 
 @pytest.fixture
@@ -13,6 +37,18 @@ def lab_home(tmp_path, monkeypatch):
     home = tmp_path / "lab"
     monkeypatch.setenv("CNN_LAB_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def replay_run(lab_home):
+    """A finished run on a tiny 12×12 dataset with checkpoints after epochs 1, 2 and 3."""
+    from cnn_core import runs, training
+    from tests.test_runs import save_tiny_dataset, tiny_config
+
+    save_tiny_dataset()
+    run_id = runs.create_run(runs.validate_config(tiny_config(epochs=3)))
+    assert training.train_run(run_id) == 0
+    return run_id
 
 
 @pytest.fixture(scope="module")

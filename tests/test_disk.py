@@ -18,10 +18,10 @@ from types import SimpleNamespace
 import pytest
 
 from cnn_core import jobs, runs
-from tests.conftest import REPO
+from tests.browser_helpers import poll_until
+from tests.conftest import REPO, open_page
 from tests.test_jobs import assert_unbroken_history
-from tests.test_page_train import open_train
-from tests.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config, wait_for
+from tests.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
 
 RUN_TIMEOUT_S = 120.0
 ENDED = ("finished", "stopped", "failed", "interrupted")
@@ -156,7 +156,7 @@ def test_the_command_line_says_so_instead_of_a_traceback(tiny):
 
 
 def wait_until_ended(run_id: str) -> runs.RunStatus:
-    return wait_for(
+    return poll_until(
         lambda: (s := runs.read_status(run_id)).state in ENDED and s, RUN_TIMEOUT_S, "the end"
     )
 
@@ -169,7 +169,7 @@ def fill_the_disk_of(pid: int) -> None:
 
 def test_a_disk_that_fills_during_training_keeps_the_last_checkpoint(live_workers):
     run_id = jobs.start_run(tiny_config(epochs=500, layers=BIG_LAYERS))
-    wait_for(lambda: runs.read_status(run_id).last_checkpoint, RUN_TIMEOUT_S, "a checkpoint")
+    poll_until(lambda: runs.read_status(run_id).last_checkpoint, RUN_TIMEOUT_S, "a checkpoint")
     fill_the_disk_of(runs.read_status(run_id).pid)
     saved = {path: path.read_bytes() for _, path in runs.checkpoints(run_id)}
     assert min(len(data) for data in saved.values()) > 2 * ROOM_FOR_SMALL_FILES
@@ -189,7 +189,7 @@ def test_a_disk_that_fills_during_training_keeps_the_last_checkpoint(live_worker
     assert_unbroken_history(run_id)
 
     jobs.resume_run(run_id)  # the space is back
-    wait_for(
+    poll_until(
         lambda: (runs.read_status(run_id).last_checkpoint or 0) > kept_epoch,
         RUN_TIMEOUT_S, "a checkpoint after the resume",
     )  # fmt: skip
@@ -205,7 +205,7 @@ def test_a_disk_that_fills_during_training_keeps_the_last_checkpoint(live_worker
 
 def test_the_train_page_shows_the_problem_instead_of_the_form(tiny):
     make_runs_home_a_file()
-    at = open_train(tiny)
+    at = open_page("train", tiny)
     assert not at.exception
     assert any("is not writable" in e.value for e in at.error), [e.value for e in at.error]
     assert not [b for b in at.button if "Start" in b.label]
@@ -213,7 +213,7 @@ def test_the_train_page_shows_the_problem_instead_of_the_form(tiny):
 
 
 def test_a_disk_that_fills_at_the_click_leaves_no_run(tiny, monkeypatch):
-    at = open_train(tiny)
+    at = open_page("train", tiny)
     at.selectbox(key="train_model").set_value("custom").run()
     at.session_state["custom_layers"] = TINY_LAYERS
 

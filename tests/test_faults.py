@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cnn_core import datasets, jobs, runs
+from tests.browser_helpers import poll_until
 
 KILLS = 10
 EPOCHS = 8
@@ -30,16 +31,6 @@ def bars_dataset(n: int = 600, seed: int = 0) -> datasets.Dataset:
                             ("left", "middle", "right"), "user", "test")  # fmt: skip
 
 
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def config(name: str) -> runs.RunConfig:
     return runs.RunConfig(name=name, dataset="user:bars", model="custom", layers=LAYERS,
                           epochs=EPOCHS, batch_size=16, validation_split=0.0, seed=3)  # fmt: skip
@@ -51,7 +42,7 @@ def state_in(run_id: str, *states: str) -> runs.RunStatus | None:
 
 
 def finish(run_id: str) -> runs.RunStatus:
-    return wait_until(lambda: state_in(run_id, "finished"), 180, "the run to finish")
+    return poll_until(lambda: state_in(run_id, "finished"), 180, "the run to finish")
 
 
 @pytest.mark.slow
@@ -65,7 +56,7 @@ def test_ten_sigkills_at_random_moments_lose_nothing(lab_home):
     run_id = jobs.start_run(config("killed"))
     kills = 0
     while kills < KILLS:
-        status = wait_until(lambda: state_in(run_id, "running", "finished"), 120, "a worker")
+        status = poll_until(lambda: state_in(run_id, "running", "finished"), 120, "a worker")
         if status.state == "finished":
             break
         time.sleep(rng.uniform(0.0, 1.5))  # a random moment: start-up, mid-epoch or checkpoint
@@ -77,7 +68,7 @@ def test_ten_sigkills_at_random_moments_lose_nothing(lab_home):
         except ProcessLookupError:
             continue
         kills += 1
-        status = wait_until(lambda: state_in(run_id, "interrupted", "finished"), 30, "the kill")
+        status = poll_until(lambda: state_in(run_id, "interrupted", "finished"), 30, "the kill")
         if status.state == "interrupted":
             jobs.resume_run(run_id)
     finish(run_id)

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from cnn_core import jobs, runs
-from tests.test_runs import save_tiny_dataset, tiny_config, wait_for
+from tests.browser_helpers import poll_until
+from tests.test_runs import save_tiny_dataset, tiny_config
 
 STOP_BOUND_S = 10.0  # "within a few seconds", with headroom for a loaded CI machine
 RUN_TIMEOUT_S = 240.0
@@ -75,10 +76,10 @@ def test_max_workers(monkeypatch):
 
 def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
     run_id = jobs.start_run(long_config(epochs=50))
-    wait_for(lambda: in_epoch(run_id, 2), RUN_TIMEOUT_S, "epoch 2 to be under way")
+    poll_until(lambda: in_epoch(run_id, 2), RUN_TIMEOUT_S, "epoch 2 to be under way")
     asked = time.monotonic()
     jobs.stop_run(run_id)
-    wait_for(lambda: state(run_id) == "stopped", 60, "the stop")
+    poll_until(lambda: state(run_id) == "stopped", 60, "the stop")
     took = time.monotonic() - asked
     assert took < STOP_BOUND_S, f"stopping took {took:.1f} s"
     status = runs.read_status(run_id)
@@ -91,9 +92,9 @@ def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
 
     jobs.resume_run(run_id)
     assert state(run_id) == "queued"
-    wait_for(lambda: k + 1 in epochs_logged(run_id), RUN_TIMEOUT_S, f"epoch {k + 1}")
+    poll_until(lambda: k + 1 in epochs_logged(run_id), RUN_TIMEOUT_S, f"epoch {k + 1}")
     jobs.stop_run(run_id)
-    wait_for(lambda: state(run_id) == "stopped", 60, "the second stop")
+    poll_until(lambda: state(run_id) == "stopped", 60, "the second stop")
     assert_unbroken_history(run_id)
     assert epochs_logged(run_id)[: k + 1] == list(range(1, k + 2))
     # The optimizer went on from its saved step count instead of starting again at 0.
@@ -103,15 +104,15 @@ def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
 
 def test_a_killed_worker_is_interrupted_and_resumes_without_gaps(engine):
     run_id = jobs.start_run(long_config(epochs=3))
-    wait_for(lambda: in_epoch(run_id, 2), RUN_TIMEOUT_S, "epoch 2 to be under way")
+    poll_until(lambda: in_epoch(run_id, 2), RUN_TIMEOUT_S, "epoch 2 to be under way")
     os.kill(runs.read_status(run_id).pid, signal.SIGKILL)
-    wait_for(lambda: state(run_id) == "interrupted", 30, "the run to read as interrupted")
+    poll_until(lambda: state(run_id) == "interrupted", 30, "the run to read as interrupted")
     done = runs.read_status(run_id).last_checkpoint
     # Half an epoch was logged after the last checkpoint: the resume must drop it.
     assert any(r["epoch"] > done for r in runs.read_metrics(run_id)[0])
 
     jobs.resume_run(run_id)
-    wait_for(lambda: state(run_id) in DONE, RUN_TIMEOUT_S, "the resumed run to end")
+    poll_until(lambda: state(run_id) in DONE, RUN_TIMEOUT_S, "the resumed run to end")
     status = runs.read_status(run_id)
     assert status.state == "finished", status.message
     assert epochs_logged(run_id) == [1, 2, 3]
@@ -139,7 +140,7 @@ def test_queued_runs_train_one_at_a_time_in_order_through_workers(engine, monkey
         waiting_seen |= running == 1 and "queued" in states
         return all(s in DONE for s in states)
 
-    wait_for(all_done, 3 * RUN_TIMEOUT_S, "all queued runs to end", interval=0.02)
+    poll_until(all_done, 3 * RUN_TIMEOUT_S, "all queued runs to end", interval=0.02)
     statuses = [runs.read_status(i) for i in ids]
     assert [s.state for s in statuses] == ["finished"] * 3, [s.message for s in statuses]
     assert all(seen[i] == ["queued", "running", "finished"] for i in ids), seen
@@ -148,7 +149,7 @@ def test_queued_runs_train_one_at_a_time_in_order_through_workers(engine, monkey
     spans = [(s.started, s.finished) for s in statuses]
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
     assert state(cancelled) == "stopped" and runs.read_metrics(cancelled) == ([], 0)
-    wait_for(lambda: not runs.worker_alive(cancelled), 30, "the cancelled worker to exit")
+    poll_until(lambda: not runs.worker_alive(cancelled), 30, "the cancelled worker to exit")
     assert_run_artefacts(ids[0])
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cnn_core import datasets
-from tests.conftest import REPO
+from tests.conftest import open_page
 
 
 @pytest.fixture
@@ -19,16 +19,8 @@ def isolated(lab_home, monkeypatch, tmp_path):
     return lab_home
 
 
-def open_data_page(dataset: str = "mnist") -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    at.session_state["dataset"] = dataset
-    at.run()
-    at.switch_page("lab_pages/data.py").run()
-    return at
-
-
 def test_mnist_page_shows_provenance_stats_samples_and_balance(isolated):
-    at = open_data_page()
+    at = open_page("data")
     assert not at.exception
     assert "MNIST (embedded 10,000 subset)" in at.info[0].value
     metrics = {m.label: m.value for m in at.metric}
@@ -43,14 +35,14 @@ def test_mnist_page_shows_provenance_stats_samples_and_balance(isolated):
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "cifar10"])
 def test_unavailable_dataset_says_how_to_get_it_without_crashing(isolated, name):
-    at = open_data_page(name)
+    at = open_page("data", name)
     assert not at.exception
     assert "not available on this machine" in at.warning[0].value
     assert not at.metric
 
 
 def test_download_offline_fails_fast_with_a_message(isolated, monkeypatch):
-    at = open_data_page("cifar10")
+    at = open_page("data", "cifar10")
     monkeypatch.setattr(datasets, "CIFAR10_ORIGIN", "http://127.0.0.1:9/cifar-10-python.tar.gz")
     at.button(key="download").click().run()
     assert not at.exception
@@ -79,7 +71,7 @@ def import_zip(at: AppTest, data: bytes, name: str = "arrows") -> AppTest:
 
 
 def test_importing_a_zip_reports_classes_and_skipped_files(isolated):
-    at = import_zip(open_data_page(), zip_of_classes())
+    at = import_zip(open_page("data"), zip_of_classes())
     assert not at.exception
     assert "Imported 6 images in 2 classes" in at.success[0].value
     assert "notes.txt" in at.dataframe[-1].value.to_string()
@@ -87,14 +79,14 @@ def test_importing_a_zip_reports_classes_and_skipped_files(isolated):
 
 
 def test_a_hostile_zip_is_refused_with_a_message(isolated):
-    at = import_zip(open_data_page(), zip_of_classes(bad=True), name="evil")
+    at = import_zip(open_page("data"), zip_of_classes(bad=True), name="evil")
     assert not at.exception
     assert "refused" in at.error[0].value
     assert "user:evil" not in datasets.list_datasets()
 
 
 def test_import_without_a_file_asks_for_one(isolated):
-    at = open_data_page()
+    at = open_page("data")
     at.button[-1].click()
     at.run()
     assert "Choose a zip file first" in at.error[0].value

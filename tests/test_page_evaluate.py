@@ -9,9 +9,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import datasets, evaluation, inference, runs, trained, training
-from tests.conftest import REPO
-from tests.test_runs import save_tiny_dataset, tiny_config
+from cnn_core import datasets, evaluation, inference, runs, trained
+from tests.conftest import open_page
 
 PRETRAINED = "pretrained:mnist-simple_convnet"
 CELL_LIMIT = 32  # lab_pages/evaluate.py shows at most this many images of one cell
@@ -26,24 +25,6 @@ def reference():
     ds = datasets.load_dataset("mnist")
     probs = inference.predict_in_batches(model, ds.x_test)
     return ds, probs, evaluation.evaluate_predictions(ds.y_test, probs, ds.class_names)
-
-
-@pytest.fixture
-def replay_run(lab_home):
-    """A finished run on a tiny 12×12 dataset with checkpoints after epochs 1, 2 and 3."""
-    save_tiny_dataset()
-    run_id = runs.create_run(runs.validate_config(tiny_config(epochs=3)))
-    assert training.train_run(run_id) == 0
-    return run_id
-
-
-def open_evaluate(dataset: str = "mnist") -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.session_state["dataset"] = dataset
-    at.run()
-    at.switch_page("lab_pages/evaluate.py").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def wait_for_images(page) -> None:
@@ -84,7 +65,7 @@ def check_cell(at: AppTest, reference, true_class: int, pred_class: int) -> None
 
 def test_scores_equal_the_evaluation_of_the_same_predictions(lab_home, reference):
     ds, probs, ev = reference
-    at = open_evaluate()
+    at = open_page("evaluate")
     assert metric(at, "Test accuracy") == f"{ev.accuracy:.2%}"
     assert metric(at, "Test loss") == f"{ev.loss:.4f}"
     assert metric(at, "Test images") == f"{len(ds.y_test):,}"
@@ -100,7 +81,7 @@ def test_scores_equal_the_evaluation_of_the_same_predictions(lab_home, reference
 
 def test_choosing_a_cell_shows_exactly_its_images(lab_home, reference):
     _, _, ev = reference
-    at = open_evaluate()
+    at = open_page("evaluate")
     largest, *others = mistakes_by_size(ev.confusion)
     check_cell(at, reference, *largest)  # the page starts on the most common mistake
     matrix = next(d.value for d in at.dataframe if d.key == "evaluate_cells")
@@ -113,7 +94,7 @@ def test_choosing_a_cell_shows_exactly_its_images(lab_home, reference):
 
 def test_row_normalised_matrix_and_its_exports(lab_home, reference):
     _, _, ev = reference
-    at = open_evaluate()
+    at = open_page("evaluate")
     counts_figure = at.get("image")[0].value
     at.toggle(key="evaluate_normalised").set_value(True).run()
     assert not at.exception
@@ -132,17 +113,17 @@ def test_the_test_split_is_predicted_once_per_model(lab_home, monkeypatch):
 
     monkeypatch.setattr(inference, "predict_in_batches", counted)
     st.cache_data.clear()
-    at = open_evaluate()
+    at = open_page("evaluate")
     choose_cell(at, 4, 9)
     at.toggle(key="evaluate_normalised").set_value(True).run()
-    open_evaluate()  # another session
+    open_page("evaluate")  # another session
     assert not at.exception
     assert len(calls) == 1
 
 
 def test_confident_mistakes_and_unsure_right_answers(lab_home, reference):
     ds, probs, ev = reference
-    at = open_evaluate()
+    at = open_page("evaluate")
     grids = [img.captions for img in at.get("image") if img.captions[0][:1] not in ("", "#")]
     mistakes, unsure = grids
     worst = evaluation.confident_mistakes(ds.y_test, probs, 16)
@@ -156,7 +137,7 @@ def test_confident_mistakes_and_unsure_right_answers(lab_home, reference):
 
 def test_an_image_of_a_cell_opens_on_the_inspect_page(lab_home, reference):
     ds, _, _ = reference
-    at = open_evaluate()
+    at = open_page("evaluate")
     choose_cell(at, 4, 9)
     index = at.selectbox(key="evaluate_pick-4-9").value
     at.button(key="evaluate_open").click().run()
@@ -167,7 +148,7 @@ def test_an_image_of_a_cell_opens_on_the_inspect_page(lab_home, reference):
 
 
 def test_a_dataset_without_models_shows_a_message(lab_home):
-    at = open_evaluate("cifar10")
+    at = open_page("evaluate", "cifar10")
     assert "No trained model" in at.info[0].value
 
 
@@ -177,13 +158,13 @@ def test_an_unavailable_test_split_shows_a_message(lab_home, monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", unavailable)
     st.cache_resource.clear()  # forget the MNIST that other tests loaded
-    at = open_evaluate()
+    at = open_page("evaluate")
     assert "no source is ready" in at.warning[0].value
     assert not at.metric
 
 
 def test_replay_scores_each_epoch_of_a_run(replay_run):
-    at = open_evaluate(f"{datasets.USER_PREFIX}tiny")
+    at = open_page("evaluate", f"{datasets.USER_PREFIX}tiny")
     key = f"run:{replay_run}"
     assert at.selectbox(key="evaluate_model").value == key
     at.select_slider(key=f"evaluate_epoch-{key}").set_value(1).run()
@@ -196,7 +177,7 @@ def test_replay_scores_each_epoch_of_a_run(replay_run):
 
 
 def test_a_cell_chosen_on_another_dataset_is_not_reused(replay_run):
-    at = open_evaluate()
+    at = open_page("evaluate")
     choose_cell(at, 8, 8)  # MNIST's column "8": the tiny dataset has classes a, b and c
     at.session_state["dataset"] = f"{datasets.USER_PREFIX}tiny"  # the sidebar's choice
     at.run()
@@ -206,7 +187,7 @@ def test_a_cell_chosen_on_another_dataset_is_not_reused(replay_run):
 
 def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
     runs.run_paths(replay_run).checkpoint(2).write_bytes(b"not a keras file")
-    at = open_evaluate(f"{datasets.USER_PREFIX}tiny")
+    at = open_page("evaluate", f"{datasets.USER_PREFIX}tiny")
     at.select_slider(key=f"evaluate_epoch-run:{replay_run}").set_value(2).run()
     assert not at.exception
     assert "cannot be loaded" in at.error[0].value

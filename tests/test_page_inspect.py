@@ -1,12 +1,10 @@
 """The Inspect page through AppTest, with the shipped MNIST model and a tiny run of three epochs."""
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import datasets, runs, training
-from tests.conftest import REPO
-from tests.test_runs import save_tiny_dataset, tiny_config
+from cnn_core import datasets, runs
+from tests.conftest import open_page
 
 PRETRAINED = "pretrained:mnist-simple_convnet"
 CONV_LAYERS = ["conv1", "conv2", "conv3"]
@@ -17,19 +15,6 @@ MAP_LAYERS = {  # the shipped simple ConvNet's conv and pooling layers and their
     "conv3": "14 × 14 × 32",
     "pool2": "7 × 7 × 32",
 }
-
-
-def open_inspect(dataset: str = "mnist", tab: str | None = None, **state) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.session_state["dataset"] = dataset
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    if tab:
-        at.session_state["inspect_tab"] = tab
-    at.switch_page("lab_pages/inspect.py").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def download_keys(at: AppTest, prefix: str) -> list[str]:
@@ -48,17 +33,8 @@ def one_stroke() -> np.ndarray:
     return x
 
 
-@pytest.fixture
-def replay_run(lab_home):
-    """A finished run on a tiny 12×12 dataset with checkpoints after epochs 1, 2 and 3."""
-    save_tiny_dataset()
-    run_id = runs.create_run(runs.validate_config(tiny_config(epochs=3)))
-    assert training.train_run(run_id) == 0
-    return run_id
-
-
 def test_filters_of_every_conv_layer_with_a_switchable_colour_scale(lab_home):
-    at = open_inspect()
+    at = open_page("inspect")
     assert download_keys(at, "png-filters-") == [f"png-filters-{n}" for n in CONV_LAYERS]
     headings = [m.value for m in at.markdown if m.value.startswith("**conv")]
     assert sorted(h.split("**")[1] for h in headings) == CONV_LAYERS
@@ -73,7 +49,7 @@ def test_filters_of_every_conv_layer_with_a_switchable_colour_scale(lab_home):
 
 
 def test_feature_maps_of_every_conv_and_pooling_layer_with_its_shape(lab_home):
-    at = open_inspect(tab="Feature maps")
+    at = open_page("inspect", inspect_tab="Feature maps")
     headings = [m.value for m in at.markdown if m.value.startswith("**") and "output" in m.value]
     assert {h.split("**")[1]: h.split("output ")[1] for h in headings} == MAP_LAYERS
     assert download_keys(at, "png-maps-") == sorted(f"png-maps-{n}" for n in MAP_LAYERS)
@@ -86,7 +62,9 @@ def test_feature_maps_of_every_conv_and_pooling_layer_with_its_shape(lab_home):
 
 
 def test_saliency_and_grad_cam_for_a_chosen_class(lab_home):
-    at = open_inspect(tab="Saliency and Grad-CAM", inspect_input=("your drawing", one_stroke()))
+    at = open_page(
+        "inspect", inspect_tab="Saliency and Grad-CAM", inspect_input=("your drawing", one_stroke())
+    )
     assert "the model says 1" in input_caption(at)
     assert any(c.value.startswith("Explaining 1 ") for c in at.caption)
     before = [tuple(img.value) for img in at.get("image")]
@@ -102,7 +80,7 @@ def test_saliency_and_grad_cam_for_a_chosen_class(lab_home):
 
 
 def test_the_latest_drawing_from_predict_is_inspected(lab_home):
-    at = open_inspect(inspect_input=("your drawing", one_stroke()))
+    at = open_page("inspect", inspect_input=("your drawing", one_stroke()))
     assert at.radio(key="inspect_source").value == "drawing"
     assert input_caption(at).startswith("your image (your drawing): the model says 1")
     at.radio(key="inspect_source").set_value("test").run()
@@ -112,7 +90,7 @@ def test_the_latest_drawing_from_predict_is_inspected(lab_home):
 
 
 def test_a_drawing_that_does_not_fit_the_model_falls_back_to_a_test_image(lab_home):
-    at = open_inspect(inspect_input=("photo.png", np.zeros((32, 32, 3), np.float32)))
+    at = open_page("inspect", inspect_input=("photo.png", np.zeros((32, 32, 3), np.float32)))
     assert "inspect_source" not in [r.key for r in at.radio]  # no choice to offer
     assert any("does not fit" in c.value and "28 × 28 × 1" in c.value for c in at.caption)
     assert input_caption(at).startswith("test image 0 ")
@@ -122,7 +100,7 @@ def test_a_drawing_that_does_not_fit_the_model_falls_back_to_a_test_image(lab_ho
 
 
 def test_activation_maximisation_runs_only_behind_its_button(lab_home):
-    at = open_inspect(tab="What a filter looks for")
+    at = open_page("inspect", inspect_tab="What a filter looks for")
     assert not download_keys(at, "png-pattern")
     assert any("takes a few seconds" in c.value for c in at.caption)
     at.selectbox(key=f"inspect_am_layer-{PRETRAINED}").set_value("conv2").run()
@@ -135,12 +113,12 @@ def test_activation_maximisation_runs_only_behind_its_button(lab_home):
 
 
 def test_a_dataset_without_models_shows_a_message(lab_home):
-    at = open_inspect("cifar10")
+    at = open_page("inspect", "cifar10")
     assert "No trained model" in at.info[0].value
 
 
 def test_replay_shows_each_epoch_of_a_run(replay_run):
-    at = open_inspect(f"{datasets.USER_PREFIX}tiny")
+    at = open_page("inspect", f"{datasets.USER_PREFIX}tiny")
     key = f"run:{replay_run}"
     assert at.selectbox(key="inspect_model").value == key
     slider = at.select_slider(key=f"inspect_epoch-{key}")
@@ -155,7 +133,7 @@ def test_replay_shows_each_epoch_of_a_run(replay_run):
 
 def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
     runs.run_paths(replay_run).checkpoint(1).write_bytes(b"not a keras file")
-    at = open_inspect(f"{datasets.USER_PREFIX}tiny")
+    at = open_page("inspect", f"{datasets.USER_PREFIX}tiny")
     at.select_slider(key=f"inspect_epoch-run:{replay_run}").set_value(1).run()
     assert not at.exception
     assert "cannot be loaded" in at.error[0].value

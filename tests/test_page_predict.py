@@ -6,15 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.browser_helpers import digit_one_png, stroke_points
-from tests.conftest import REPO
-
-
-def open_predict(dataset: str = "mnist") -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
-    at.session_state["dataset"] = dataset
-    at.run()
-    at.switch_page("lab_pages/predict.py").run()
-    return at
+from tests.conftest import REPO, open_page
 
 
 def draw_on_canvas(at: AppTest, png: bytes) -> AppTest:
@@ -27,7 +19,7 @@ def draw_on_canvas(at: AppTest, png: bytes) -> AppTest:
 
 
 def test_empty_canvas_shows_a_hint_not_a_prediction(lab_home):
-    at = open_predict()
+    at = open_page("predict")
     assert not at.exception
     assert any("Draw a digit" in i.value for i in at.info)
     assert not [m for m in at.metric if m.label == "Prediction"]
@@ -35,7 +27,7 @@ def test_empty_canvas_shows_a_hint_not_a_prediction(lab_home):
 
 
 def test_a_drawn_one_is_predicted_with_every_step_shown(lab_home):
-    at = draw_on_canvas(open_predict(), digit_one_png())
+    at = draw_on_canvas(open_page("predict"), digit_one_png())
     assert not at.exception
     prediction = next(m for m in at.metric if m.label == "Prediction")
     assert prediction.value == "1"
@@ -44,7 +36,7 @@ def test_a_drawn_one_is_predicted_with_every_step_shown(lab_home):
 
 
 def test_uploads_predict_and_bad_files_get_a_message_naming_them(lab_home):
-    at = open_predict()
+    at = open_page("predict")
     paper = digit_one_png(ink=(20, 20, 20, 255), paper=(250, 250, 250, 255))  # dark on light
     at.file_uploader(key="uploads").set_value(
         [("one.png", paper, "image/png"), ("notes.png", b"not an image at all", "image/png")]
@@ -57,7 +49,7 @@ def test_uploads_predict_and_bad_files_get_a_message_naming_them(lab_home):
 
 
 def test_gallery_marks_right_and_wrong_answers(lab_home):
-    at = open_predict()
+    at = open_page("predict")
     captions = [img.captions[0] for img in at.get("image")]
     assert len(captions) == 16
     assert all(c[0] in "✓✗" for c in captions)
@@ -75,7 +67,7 @@ def test_a_stroke_predicts_the_drawing_but_not_the_gallery_again(lab_home, monke
         return predict_in_batches(model, x, *args, **kwargs)
 
     monkeypatch.setattr(inference, "predict_in_batches", counted)
-    at = open_predict()
+    at = open_page("predict")
     before = [img.captions[0] for img in at.get("image")]
     assert batches == [16]
     at = draw_on_canvas(at, digit_one_png())
@@ -87,7 +79,7 @@ def test_a_stroke_predicts_the_drawing_but_not_the_gallery_again(lab_home, monke
 
 
 def test_a_dataset_without_models_says_where_to_train(lab_home, monkeypatch, tmp_path):
-    at = open_predict("cifar10")
+    at = open_page("predict", "cifar10")
     assert not at.exception
     assert "No trained model" in at.info[0].value
 
@@ -125,7 +117,7 @@ def test_uploading_a_digit_in_chromium_shows_its_prediction(app_server, page, tm
 
 
 def test_the_chosen_model_is_kept_across_pages_and_shown_in_the_sidebar(lab_home):
-    at = open_predict()
+    at = open_page("predict")
     model_key = at.session_state["chosen_model"]
     assert model_key.startswith("pretrained:")
     at.switch_page("lab_pages/evaluate.py").run()

@@ -1,14 +1,12 @@
 """The Train page through AppTest: start, watch, stop, resume and compare real runs."""
 
-import time
-
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnn_core import datasets, presets, runs
-from tests.browser_helpers import start_training_on_page, wait_for_epoch
-from tests.conftest import REPO
+from tests.browser_helpers import poll_until, start_training_on_page, wait_for_epoch
+from tests.conftest import open_page
 
 TINY_LAYERS = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "maxpool", "size": 2}]
 
@@ -25,22 +23,12 @@ def tiny_dataset(lab_home):
     return datasets.save_user_dataset(ds, "tiny")
 
 
-def open_train(dataset: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.session_state["dataset"] = dataset
-    at.run()
-    at.switch_page("lab_pages/train.py").run()
-    return at
-
-
 def wait_for_state(run_id: str, states: tuple[str, ...], timeout: float = 120) -> runs.RunStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> runs.RunStatus | None:
         status = runs.read_status(run_id)
-        if status.state in states:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"{run_id} stayed {runs.read_status(run_id).state}, wanted {states}")
+        return status if status.state in states else None
+
+    return poll_until(reached, timeout, f"{run_id} to be {' or '.join(states)}", interval=0.2)
 
 
 def start_custom_run(at: AppTest, epochs: int) -> str:
@@ -54,7 +42,7 @@ def start_custom_run(at: AppTest, epochs: int) -> str:
 
 
 def test_page_renders_the_model_summary_and_no_runs(lab_home):
-    at = open_train("mnist")
+    at = open_page("train", "mnist")
     assert not at.exception
     assert at.selectbox(key="train_model").value == "simple_convnet"
     assert any("34,506 parameters" in e.label for e in at.expander)
@@ -62,7 +50,7 @@ def test_page_renders_the_model_summary_and_no_runs(lab_home):
 
 
 def test_a_run_started_on_the_page_finishes_and_shows_its_curves(tiny_dataset):
-    at = open_train(tiny_dataset)
+    at = open_page("train", tiny_dataset)
     run_id = start_custom_run(at, epochs=2)
     wait_for_state(run_id, ("finished",))
     at.run()
@@ -76,12 +64,10 @@ def test_a_run_started_on_the_page_finishes_and_shows_its_curves(tiny_dataset):
 
 
 def test_stop_and_resume_through_the_page_continue_the_epochs(tiny_dataset):
-    at = open_train(tiny_dataset)
+    at = open_page("train", tiny_dataset)
     run_id = start_custom_run(at, epochs=60)
     wait_for_state(run_id, ("running",))
-    deadline = time.monotonic() + 60
-    while runs.read_status(run_id).epoch < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    poll_until(lambda: runs.read_status(run_id).epoch >= 2, 60, "epoch 2", interval=0.2)
     at.run()
     at.button(key=f"stop-{run_id}").click().run()
     stopped = wait_for_state(run_id, ("stopped",), timeout=30)
@@ -89,12 +75,10 @@ def test_stop_and_resume_through_the_page_continue_the_epochs(tiny_dataset):
     at.button(key=f"resume-{run_id}").click().run()
     assert not at.exception
     wait_for_state(run_id, ("running", "finished"))
-    deadline = time.monotonic() + 60
-    while (
-        runs.read_status(run_id).epoch <= stopped.last_checkpoint + 1
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.2)
+    poll_until(
+        lambda: runs.read_status(run_id).epoch > stopped.last_checkpoint + 1,
+        60, "an epoch after the resumed one", interval=0.2,
+    )  # fmt: skip
     at.run()
     at.button(key=f"stop-{run_id}").click().run()
     wait_for_state(run_id, ("stopped",), timeout=30)
@@ -103,7 +87,7 @@ def test_stop_and_resume_through_the_page_continue_the_epochs(tiny_dataset):
 
 
 def test_an_impossible_layer_list_is_explained_before_training(tiny_dataset):
-    at = open_train(tiny_dataset)
+    at = open_page("train", tiny_dataset)
     at.selectbox(key="train_model").set_value("custom").run()
     at.session_state["custom_layers"] = [{"type": "maxpool", "size": 2}] * 5
     at.run()
@@ -113,7 +97,7 @@ def test_an_impossible_layer_list_is_explained_before_training(tiny_dataset):
 
 
 def test_a_batch_larger_than_the_dataset_is_refused(tiny_dataset):
-    at = open_train(tiny_dataset)
+    at = open_page("train", tiny_dataset)
     at.selectbox(key="train_model").set_value("custom").run()
     at.session_state["custom_layers"] = TINY_LAYERS
     at.select_slider[0].set_value(512)  # batch size, more than the 72 training images
@@ -125,7 +109,7 @@ def test_a_batch_larger_than_the_dataset_is_refused(tiny_dataset):
 
 
 def test_fashion_presets_include_the_overfitting_pair(lab_home):
-    at = open_train("fashion_mnist")
+    at = open_page("train", "fashion_mnist")
     assert not at.exception
     labels = [b.key for b in at.button]
     if datasets.is_available("fashion_mnist"):
@@ -138,10 +122,10 @@ def test_fashion_presets_include_the_overfitting_pair(lab_home):
 
 
 def test_a_second_session_follows_the_run_in_progress(tiny_dataset):
-    first = open_train(tiny_dataset)
+    first = open_page("train", tiny_dataset)
     run_id = start_custom_run(first, epochs=60)
     wait_for_state(run_id, ("running",))
-    second = open_train(tiny_dataset)
+    second = open_page("train", tiny_dataset)
     assert second.session_state["run_id"] == run_id
     assert any(run_id in b.key for b in second.button if b.key)  # its Stop button
     second.button(key=f"stop-{run_id}").click().run()
@@ -183,7 +167,7 @@ def test_a_finished_run_is_offered_for_prediction_without_loading_its_data(
 ):
     from cnn_core import trained
 
-    at = open_train(tiny_dataset)
+    at = open_page("train", tiny_dataset)
     run_id = start_custom_run(at, epochs=1)
     wait_for_state(run_id, ("finished",))
 
@@ -197,7 +181,7 @@ def test_a_finished_run_is_offered_for_prediction_without_loading_its_data(
 
 
 def test_a_finished_run_is_shared_and_imported_through_the_page(tiny_dataset):
-    at = open_train(tiny_dataset)
+    at = open_page("train", tiny_dataset)
     run_id = start_custom_run(at, epochs=1)
     wait_for_state(run_id, ("finished",))
     at.run()
@@ -221,7 +205,7 @@ def test_an_interrupted_run_shows_no_speed_or_time_left(tiny_dataset):
     run_id = runs.create_run(runs.validate_config(cfg))
     runs.update_status(run_id, state="interrupted", epoch=2, batch=5, batches_per_epoch=10,
                        images_per_s=1200.0, eta_s=25.0, message="The worker stopped.")  # fmt: skip
-    at = open_train(tiny_dataset)
+    at = open_page("train", tiny_dataset)
     at.session_state["run_id"] = run_id
     at.run()
     assert not at.exception

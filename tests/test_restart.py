@@ -13,6 +13,7 @@ from cnn_core import runs
 from tests.browser_helpers import (
     assert_app_navigation,
     free_port,
+    poll_until,
     start_server,
     start_training_on_page,
     stop_server,
@@ -20,7 +21,7 @@ from tests.browser_helpers import (
 )
 from tests.conftest import ARTIFACTS
 from tests.test_jobs import assert_unbroken_history, epochs_logged
-from tests.test_runs import save_tiny_dataset, wait_for
+from tests.test_runs import save_tiny_dataset
 
 EPOCHS = 40  # about 1 s each here (3,000 images of 12×12): still training after a restart
 DATASET_OPTION = "Own images: long"
@@ -61,14 +62,18 @@ def parent_pid(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def start_on_page(lab: Lab, page) -> runs.RunStatus:
-    """Starts a run from the Train page (so the server spawns its worker) and lets it
-    reach its second epoch; returns its status then."""
+def stop_the_server_while_training(lab: Lab, page, sig: int) -> tuple[str, runs.RunStatus]:
+    """Starts a run from the Train page (so the server spawns its worker), lets it reach its
+    second epoch, then stops the server with `sig`; returns the run's id and its status read
+    just before that stop. The worker must outlive the server."""
     start_training_on_page(page, lab.url, DATASET_OPTION, EPOCHS)
     wait_for_epoch(page, 2, EPOCHS, timeout=120)
     (info,) = runs.list_runs()
     assert parent_pid(info.status.pid) == lab.server.proc.pid  # the server started the worker
-    return info.status
+    lab.stop(sig)
+    assert lab.server.proc.returncode is not None
+    assert runs.worker_alive(info.id)  # not even a killed server takes the worker with it
+    return info.id, info.status
 
 
 def metrics_size(run_id: str) -> int:
@@ -97,13 +102,9 @@ def select_first_run(page) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_a_run_keeps_training_through_a_server_restart(lab, page):
-    status = start_on_page(lab, page)
-    run_id = runs.list_runs()[0].id
-    lab.stop(signal.SIGTERM)
-    assert lab.server.proc.returncode is not None
-    assert runs.worker_alive(run_id)
+    run_id, status = stop_the_server_while_training(lab, page, signal.SIGTERM)
     grown = metrics_size(run_id)
-    wait_for(lambda: metrics_size(run_id) > grown, 60, "new metrics with the server down")
+    poll_until(lambda: metrics_size(run_id) > grown, 60, "new metrics with the server down")
 
     lab.start()
     # The tab left open reconnects by itself and follows the run again; so does a new tab.
@@ -127,12 +128,9 @@ def test_a_run_keeps_training_through_a_server_restart(lab, page):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_a_worker_killed_while_the_server_is_down_is_resumed_from_the_page(lab, page):
-    status = start_on_page(lab, page)
-    run_id = runs.list_runs()[0].id
-    lab.stop(signal.SIGKILL)
-    assert runs.worker_alive(run_id)  # not even a killed server takes the worker with it
+    run_id, status = stop_the_server_while_training(lab, page, signal.SIGKILL)
     os.kill(status.pid, signal.SIGKILL)
-    wait_for(lambda: not runs.worker_alive(run_id), 10, "the worker's lock to be released")
+    poll_until(lambda: not runs.worker_alive(run_id), 10, "the worker's lock to be released")
 
     page.goto("about:blank")  # a fresh session after the restart, not a reconnected one
     lab.start()

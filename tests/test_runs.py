@@ -49,17 +49,6 @@ def tiny_config(**changes) -> runs.RunConfig:
     return runs.RunConfig(**{**base, **changes})
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Polls predicate until it returns something truthy; fails the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.fixture
 def tiny(lab_home, monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no real Keras cache
