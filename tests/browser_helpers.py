@@ -161,7 +161,9 @@ def wait_for_epoch(page, at_least: int, epochs: int = 200, timeout: float = 90) 
     """The epoch the Train page's progress line shows, once it is at least `at_least`."""
 
     def shown() -> int | None:
-        found = re.search(rf"epoch (\d+)/{epochs}", page.content())
+        # The text alone: page.content() would send the whole page's HTML (100 kB and more,
+        # the charts' included) four times a second, on cores that the run trains on.
+        found = re.search(rf"epoch (\d+)/{epochs}", page.evaluate("document.body.textContent"))
         return int(found.group(1)) if found and int(found.group(1)) >= at_least else None
 
     return poll_until(shown, timeout, f"the page to show epoch {at_least} or later", interval=0.25)
