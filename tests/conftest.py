@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import signal
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,9 +13,6 @@ if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
 
 ARTIFACTS = REPO / "test-artifacts"
-# How the tests end a server they are done with: a polite SIGTERM takes a server that has
-# loaded TensorFlow 2–3 s to exit here, SIGKILL none (test_restart tests the polite stop).
-QUICK_STOP = signal.SIGKILL
 APPTEST_TIMEOUT_S = 120  # one script run; a page with a model to load on two busy cores
 
 
@@ -62,7 +58,7 @@ def app_server(tmp_path_factory):
     try:
         yield {"url": server.url, "home": server.home, "log": server.log}
     finally:
-        stop_server(server, QUICK_STOP)
+        stop_server(server)
 
 
 @pytest.fixture(scope="session")

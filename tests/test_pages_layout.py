@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.browser_helpers import assert_app_navigation, start_server, stop_server
-from tests.conftest import QUICK_STOP, REPO
+from tests.conftest import REPO
 
 PAGE_FILES = sorted(p for p in (REPO / "lab_pages").glob("*.py") if not p.name.startswith("_"))
 # The url paths come from the file names (st.Page), and learners' bookmarks use them.
@@ -34,4 +34,4 @@ def test_a_deep_link_opened_first_on_a_fresh_server_runs_through_app_py(tmp_path
         titles = [text.split()[-1] for text in links]  # after the icon's ligature name
         assert titles == ["Home", "Data", "Train", "Predict", "Inspect", "Evaluate", "Learn"]
     finally:
-        stop_server(server, QUICK_STOP)
+        stop_server(server)

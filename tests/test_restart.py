@@ -19,7 +19,7 @@ from tests.browser_helpers import (
     stop_server,
     wait_for_epoch,
 )
-from tests.conftest import ARTIFACTS, QUICK_STOP
+from tests.conftest import ARTIFACTS
 from tests.test_jobs import assert_unbroken_history, epochs_logged
 from tests.test_runs import save_tiny_dataset
 
@@ -54,7 +54,7 @@ def lab(lab_home):
     save_tiny_dataset(n=3000, name="long")
     lab = Lab(lab_home)
     yield lab
-    lab.stop(QUICK_STOP)
+    lab.stop(signal.SIGTERM)
     for info in runs.list_runs():
         if runs.worker_alive(info.id) and info.status.pid:
             os.kill(info.status.pid, signal.SIGKILL)  # only workers this test started
