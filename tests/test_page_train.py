@@ -154,12 +154,12 @@ def test_train_stop_resume_in_chromium_with_a_second_tab(app_server, page, monke
     other.close()
 
     page.get_by_role("button", name="Stop").click()
-    page.get_by_text("stopped", exact=True).wait_for(timeout=60_000)
+    page.get_by_text("stopped", exact=True).first.wait_for(timeout=60_000)
     stopped_at = wait_for_epoch(page, 1)
     page.get_by_role("button", name="Resume").click()
     assert wait_for_epoch(page, stopped_at + 2) >= stopped_at + 2
     page.get_by_role("button", name="Stop").click()
-    page.get_by_text("stopped", exact=True).wait_for(timeout=60_000)
+    page.get_by_text("stopped", exact=True).first.wait_for(timeout=60_000)
 
 
 def test_a_finished_run_is_offered_for_prediction_without_loading_its_data(
