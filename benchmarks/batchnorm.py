@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, training_speed  # noqa: E402
+from common import machine, measure_training  # noqa: E402
 
 from cnn_core import presets  # noqa: E402
 
@@ -31,31 +31,26 @@ IMAGES = 4096
 def child(variant: str, seconds: float) -> dict:
     """Images/s of one variant, in this process."""
     import keras
-    import numpy as np
 
     from cnn_core import models, runs, training
 
-    training.configure_threads()
-    cfg = runs.validate_config(runs.RunConfig(dataset="mnist"))  # the defaults: batch, precision
-    keras.mixed_precision.set_dtype_policy(
-        training.MIXED_POLICY if cfg.mixed_precision else "float32"
-    )
-    layers = [ly for ly in presets.VGG_BN_LAYERS if variant != "none" or ly["type"] != "batchnorm"]
-    model = models.build_model(models.CUSTOM, (28, 28, 1), 10, [dict(ly) for ly in layers])
-    if variant == "fused":
-        training.compile_model(model, keras.optimizers.Adam(1e-3))  # fuses batch norm
-    else:  # the same compile without the fusing
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
-            loss="categorical_crossentropy",
-            metrics=["accuracy", "mse"],
-        )
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (IMAGES, 28, 28, 1), dtype=np.uint8)
-    y = rng.integers(0, 10, IMAGES)
-    ds = training.make_dataset(x, y, 10, cfg.batch_size, shuffle_seed=0)
-    wall, cpu = training_speed(model, ds, IMAGES, seconds)
-    return {"images_per_s": wall, "cpu_images_per_s": cpu}
+    def build(cfg: runs.RunConfig) -> keras.Model:
+        layers = [ly for ly in presets.VGG_BN_LAYERS
+                  if variant != "none" or ly["type"] != "batchnorm"]  # fmt: skip
+        model = models.build_model(models.CUSTOM, (28, 28, 1), 10, [dict(ly) for ly in layers])
+        if variant == "fused":
+            training.compile_model(model, keras.optimizers.Adam(1e-3))  # fuses batch norm
+        else:  # the same compile without the fusing
+            model.compile(
+                optimizer=keras.optimizers.Adam(1e-3),
+                loss="categorical_crossentropy",
+                metrics=["accuracy", "mse"],
+            )
+        return model
+
+    # The run defaults (batch, precision) of a plain config: custom would need layers.
+    m = measure_training(build, (28, 28, 1), runs.RunConfig(dataset="mnist"), IMAGES, seconds)
+    return {"images_per_s": m["images_per_s"], "cpu_images_per_s": m["cpu_images_per_s"]}
 
 
 def run_child(variant: str, seconds: float) -> dict:

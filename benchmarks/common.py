@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: the machine line and a run trained through the engine."""
+"""What the benchmark scripts share: the machine line, a model's training speed on random
+images, and a run trained through the engine."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from cnn_core import datasets, jobs, runs  # noqa: E402
+
+if TYPE_CHECKING:
+    import keras
 
 POLL_S = 1.0
 TIMEOUT_S = 3600
@@ -58,6 +64,42 @@ def training_speed(model, ds, images_per_pass: int, seconds: float) -> tuple[flo
         images += images_per_pass
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     return images / wall, images / (cpu / (os.cpu_count() or 1))
+
+
+def measure_training(
+    build_model: Callable[[runs.RunConfig], keras.Model],
+    shape: tuple[int, int, int],
+    config: runs.RunConfig,
+    images: int,
+    seconds: float,
+) -> dict:
+    """Images/s of training one model on random images at the run defaults, in this process.
+
+    Sets TensorFlow's threads (before its first op) and the dtype policy as a run of
+    `config` would, then calls `build_model` with the validated config for a compiled
+    model, and times it with `training_speed` on `images` random uint8 images of `shape`
+    (10 classes) fed through the engine's `training.make_dataset`.
+
+    Returns:
+        {"model", "config" (validated), "images_per_s", "cpu_images_per_s"}.
+    """
+    import keras
+    import numpy as np
+
+    from cnn_core import training
+
+    training.configure_threads()
+    cfg = runs.validate_config(config)
+    keras.mixed_precision.set_dtype_policy(
+        training.MIXED_POLICY if cfg.mixed_precision else "float32"
+    )
+    model = build_model(cfg)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (images, *shape), dtype=np.uint8)
+    y = rng.integers(0, 10, images)
+    ds = training.make_dataset(x, y, 10, cfg.batch_size, shuffle_seed=0)
+    wall, cpu = training_speed(model, ds, images, seconds)
+    return {"model": model, "config": cfg, "images_per_s": wall, "cpu_images_per_s": cpu}
 
 
 def run_to_end(cfg: runs.RunConfig) -> dict:

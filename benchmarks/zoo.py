@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, training_speed  # noqa: E402
+from common import machine, measure_training  # noqa: E402
 
 from cnn_core import models, presets, runs, training  # noqa: E402
 
@@ -32,23 +32,19 @@ SAMPLE_IMAGES = 2048  # one pass over these traces the graph, then they repeat
 def measure(key: str, shape: tuple[int, int, int], seconds: float) -> dict:
     """Images/s of one zoo model at the run defaults, in this process."""
     import keras
-    import numpy as np
 
-    cfg = runs.validate_config(runs.RunConfig(model=key))
-    keras.mixed_precision.set_dtype_policy(training.MIXED_POLICY if cfg.mixed_precision
-                                           else "float32")  # fmt: skip
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (SAMPLE_IMAGES, *shape), dtype=np.uint8)
-    y = rng.integers(0, 10, SAMPLE_IMAGES)
-    model = models.build_model(key, shape, 10, layers=None)
-    training.compile_model(model, training.make_optimizer(cfg, 1000))
-    ds = training.make_dataset(x, y, 10, cfg.batch_size, shuffle_seed=0)
-    ips, cpu_ips = training_speed(model, ds, SAMPLE_IMAGES, seconds)
+    def build(cfg: runs.RunConfig) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        model = models.build_model(key, shape, 10, layers=None)
+        training.compile_model(model, training.make_optimizer(cfg, 1000))
+        return model
+
+    m = measure_training(build, shape, runs.RunConfig(model=key), SAMPLE_IMAGES, seconds)
+    model, cfg = m["model"], m["config"]
     flops = models.training_flops(model)[1]
     keras.backend.clear_session()
-    return {"images_per_s": ips, "cpu_images_per_s": cpu_ips, "params": model.count_params(),
-            "flops": flops, "batch_size": cfg.batch_size,
+    return {"images_per_s": m["images_per_s"], "cpu_images_per_s": m["cpu_images_per_s"],
+            "params": model.count_params(), "flops": flops, "batch_size": cfg.batch_size,
             "mixed_precision": cfg.mixed_precision}  # fmt: skip
 
 
