@@ -10,11 +10,13 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cnn_core import datasets, evaluation, inference, runs, trained
+from tests.browser_helpers import poll_until
 from tests.conftest import open_page
 
 PRETRAINED = "pretrained:mnist-simple_convnet"
 CELL_LIMIT = 32  # lab_pages/evaluate.py shows at most this many images of one cell
-CELL_PX, ROW_PX = 46, 35  # and draws its clickable matrix with these column widths and rows
+CELL_PX = 46  # and draws its clickable matrix with columns this wide
+CLICK_TIMEOUT_S = 60  # for a click on a matrix cell to show that cell's images
 SHOTS = Path("/tmp/shots")
 
 
@@ -193,23 +195,66 @@ def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
     assert "cannot be loaded" in at.error[0].value
 
 
+def settled_box(locator) -> dict:
+    """The element's bounding box once two reads 0.2 s apart agree (images above it loaded,
+    the page no longer moving it), so a click aimed from it lands where it was aimed."""
+    last: list[dict | None] = [None]
+
+    def same() -> dict | None:
+        box = locator.bounding_box()
+        steady = box if box and box["width"] and box == last[0] else None
+        last[0] = box
+        return steady
+
+    return poll_until(same, 30, "the element to stop moving", interval=0.2)
+
+
+def click_matrix_cell(page, true_class: int, pred_class: int) -> None:
+    """Clicks the matrix's cell (true_class, pred_class) with the mouse until the page names it.
+
+    Glide's grid draws the table on a canvas; its accessible twin inside the canvas gives the
+    rows (the header and one per class) and columns, and says which cell the grid has
+    selected. The click is aimed from the canvas' settled box: rows share its height, the
+    class columns (CELL_PX each) are its right-hand columns. A click is only repeated while
+    the grid has not selected the cell (one lost to a rerun or a late layout shift), so a
+    second click cannot undo the first; a click that selects a cell whose images the page
+    does not show still fails the test.
+    """
+    table = page.locator(".st-key-evaluate_cells")
+    canvas = table.get_by_test_id("data-grid-canvas")
+    grid = canvas.locator("table[role=grid]")
+    grid.wait_for(state="attached")
+    rows, columns = (int(grid.get_attribute(a)) for a in ("aria-rowcount", "aria-colcount"))
+    classes = rows - 1
+    assert columns == classes + 1  # the true classes, then one column a predicted class
+    target = canvas.get_by_test_id(f"glide-cell-{pred_class + 1}-{true_class}")
+    heading = page.get_by_text(f"True {true_class}, predicted {pred_class}", exact=True)
+
+    def shown() -> bool:
+        if heading.is_visible():
+            return True
+        if target.get_attribute("aria-selected") != "true":  # not (yet) chosen: click it
+            table.scroll_into_view_if_needed()
+            box = settled_box(canvas)
+            row_px = box["height"] / rows
+            page.mouse.click(
+                box["x"] + box["width"] - (classes - pred_class - 0.5) * CELL_PX,
+                box["y"] + (true_class + 1.5) * row_px,  # below the header row
+            )
+        return False
+
+    poll_until(shown, CLICK_TIMEOUT_S, f"a click on cell {true_class}, {pred_class}", 1.0)
+
+
 @pytest.mark.browser
 def test_clicking_a_matrix_cell_in_chromium_shows_its_images(app_server, page, reference):
     ds, probs, ev = reference
-    true_class, pred_class = mistakes_by_size(ev.confusion)[1]  # not the cell shown first
+    first, (true_class, pred_class) = mistakes_by_size(ev.confusion)[:2]
     count = int(ev.confusion[true_class, pred_class])
     page.goto(app_server["url"] + "/evaluate")
-    table = page.locator(".st-key-evaluate_cells")
-    table.scroll_into_view_if_needed()
-    canvas = table.get_by_test_id("data-grid-canvas")
-    canvas.wait_for()
-    box = canvas.bounding_box()
-    classes = len(ds.class_names)
-    page.mouse.click(
-        box["x"] + box["width"] - (classes - pred_class - 0.5) * CELL_PX,
-        box["y"] + (true_class + 1.5) * ROW_PX,  # below the header row
-    )
-    page.get_by_text(f"True {true_class}, predicted {pred_class}", exact=True).wait_for()
+    page.get_by_text(f"True {first[0]}, predicted {first[1]}", exact=True).wait_for()
+    wait_for_images(page)  # the figures above the matrix have their height
+    click_matrix_cell(page, true_class, pred_class)  # not the cell shown first
     found = evaluation.cell_examples(ds.y_test, None, probs, true_class, pred_class, CELL_LIMIT)
     expected = [f"#{i}: {s:.1%}" for i, s in zip(*found, strict=True)]
     images = page.locator(".st-key-evaluate_cell_images")
