@@ -96,8 +96,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "learning_rate": args.lr, "momentum": args.momentum, "batch_size": args.batch_size,
         "epochs": args.epochs, "validation_split": args.validation_split,
         "lr_schedule": args.lr_schedule, "augment_shift": args.augment_shift,
-        "augment_rotate": args.augment_rotate, "seed": args.seed,
-        "augment_flip": args.augment_flip or None,
+        "augment_rotate": args.augment_rotate, "augment_zoom": args.augment_zoom,
+        "augment_flip": args.augment_flip or None, "label_smoothing": args.label_smoothing,
+        "seed": args.seed,
         "mixed_precision": PRECISIONS[args.precision],
     }  # fmt: skip
     changes = {k: v for k, v in options.items() if v is not None}
@@ -194,7 +195,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--validation-split", type=float)
     p.add_argument("--augment-shift", type=float)
     p.add_argument("--augment-rotate", type=float)
+    p.add_argument("--augment-zoom", type=float)
     p.add_argument("--augment-flip", action="store_true")
+    p.add_argument("--label-smoothing", type=float)
     p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
                    help="auto: bfloat16 where the CPU has it natively, else float32")  # fmt: skip
     p.add_argument("--seed", type=int)

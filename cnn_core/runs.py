@@ -62,6 +62,8 @@ MAX_EPOCHS = 500
 MAX_VALIDATION_SPLIT = 0.5
 MAX_SHIFT = 0.5  # a larger translation moves most objects out of the picture
 MAX_ROTATE_DEGREES = 180.0
+MAX_ZOOM = 0.5  # zooming in further crops most of the object away
+MAX_LABEL_SMOOTHING = 0.5  # beyond it the wrong classes' targets approach the right one's
 MAX_THREADS = 256
 MAX_NAME_LENGTH = 100
 
@@ -124,9 +126,15 @@ class RunConfig:
     lr_schedule: str = "constant"  # "constant" | "cosine" (decays to 0 over all epochs)
     augment_shift: float = 0.0  # random translation, as a fraction of height and width
     augment_rotate: float = 0.0  # random rotation, up to this many degrees either way
+    # Random zoom in or out, up to this fraction, for height and width independently.
+    augment_zoom: float = 0.0
     # Random horizontal flips. Allowed everywhere, but they hurt on digits and letters
     # (a flipped 2 is not a 2): use them for photos such as CIFAR-10.
     augment_flip: bool = False
+    # Cross-entropy against targets of 1 - s + s/classes for the true class, s/classes for
+    # the others: a network that cannot become certain over-fits a small training set less.
+    # The losses reported (training and test) are against these smoothed targets.
+    label_smoothing: float = 0.0
     seed: int = 42  # seeds shuffling, the validation split, augmentation and weights
     metrics_every_batches: int = 0  # batch-window length of the live metrics; 0 = ~2 lines/s
     checkpoint_every_epochs: int = 1  # every checkpoint is kept (epoch replay needs them)
@@ -214,6 +222,17 @@ def _check_basic_fields(cfg: RunConfig) -> None:
         raise ConfigError(
             f"augment_rotate is in degrees, from 0 to {MAX_ROTATE_DEGREES:g} (e.g. 10), got "
             f"{cfg.augment_rotate!r}."
+        )
+    if not _is_number(cfg.augment_zoom) or not 0 <= cfg.augment_zoom <= MAX_ZOOM:
+        raise ConfigError(
+            f"augment_zoom is a fraction of the image size from 0 to {MAX_ZOOM} (e.g. 0.1 zooms "
+            f"by up to 10% in or out), got {cfg.augment_zoom!r}."
+        )
+    ls = cfg.label_smoothing
+    if not _is_number(ls) or not 0 <= ls <= MAX_LABEL_SMOOTHING:
+        raise ConfigError(
+            f"label_smoothing must be from 0 (none) to {MAX_LABEL_SMOOTHING} (e.g. 0.1), got "
+            f"{ls!r}."
         )
     for name in ("augment_flip", "mixed_precision"):
         if not isinstance(getattr(cfg, name), bool):

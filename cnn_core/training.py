@@ -82,6 +82,12 @@ def make_augmenter(cfg: runs.RunConfig, ink_on_dark: bool, seed: int) -> list[ke
                 cfg.augment_rotate / 360.0, fill_mode=fill, seed=seed + 1, dtype="float32"
             )
         )
+    if cfg.augment_zoom:
+        layers.append(
+            keras.layers.RandomZoom(
+                cfg.augment_zoom, cfg.augment_zoom, fill_mode=fill, seed=seed + 3, dtype="float32"
+            )
+        )
     if cfg.augment_flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 2, dtype="float32"))
     return layers  # fmt: skip
@@ -130,10 +136,14 @@ def make_optimizer(cfg: runs.RunConfig, total_steps: int) -> keras.optimizers.Op
     return keras.optimizers.SGD(lr, momentum=cfg.momentum)
 
 
-def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
-    """Compiles for training; batch norm then trains with the fused kernel (batchnorm.py)."""
+def compile_model(
+    model: keras.Model, optimizer: keras.optimizers.Optimizer, label_smoothing: float = 0.0
+) -> None:
+    """Compiles for training; batch norm then trains with the fused kernel (batchnorm.py).
+    The loss is saved with the model, so a resumed run keeps its label smoothing."""
     batchnorm.use_fused_batch_norm(model)
-    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy", "mse"])
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy", "mse"])
 
 
 def current_learning_rate(model: keras.Model) -> float:
@@ -492,7 +502,7 @@ def _prepare_model(run_id: str, cfg: runs.RunConfig, data: datasets.Dataset, ste
             batchnorm.use_fused_batch_norm(loaded[0])  # a loaded model is plain Keras
             return loaded
         model = models.build_model(cfg.model, data.input_shape, data.num_classes, cfg.layers)
-        compile_model(model, make_optimizer(cfg, steps))
+        compile_model(model, make_optimizer(cfg, steps), cfg.label_smoothing)
         return model, 0
 
 

@@ -254,8 +254,14 @@ def new_run_form(ds: datasets.Dataset) -> None:
         )
         epochs = c2.number_input("Epochs", min_value=1, max_value=runs.MAX_EPOCHS, value=5)
         validation = c2.slider("Validation share", 0.0, 0.4, DEFAULT_VALIDATION, 0.05)
+        smoothing = c2.slider(
+            "Label smoothing", 0.0, 0.3, 0.0, 0.05, key="train_label_smoothing",
+            help="Trains toward 90% on the true class instead of 100% (at 0.1): a network "
+            "that is never told to be certain over-fits a small training set less.",
+        )  # fmt: skip
         shift = c3.slider("Random shift (share of size)", 0.0, 0.3, 0.0, 0.02)
         rotate = c3.slider("Random rotation (degrees)", 0, 30, 0)
+        zoom = c3.slider("Random zoom (share of size)", 0.0, 0.3, 0.0, 0.02, key="train_zoom")
         flip = c3.checkbox("Random left-right flips (photos, not digits)")
         seed = c3.number_input("Seed", min_value=0, value=42)
         precision = c3.selectbox(
@@ -270,7 +276,8 @@ def new_run_form(ds: datasets.Dataset) -> None:
             dataset=dataset, model=model, layers=layers, optimizer=optimizer,
             learning_rate=float(learning_rate), batch_size=int(batch_size), epochs=int(epochs),
             validation_split=float(validation), lr_schedule=schedule, augment_shift=float(shift),
-            augment_rotate=float(rotate), augment_flip=bool(flip), seed=int(seed),
+            augment_rotate=float(rotate), augment_zoom=float(zoom), augment_flip=bool(flip),
+            label_smoothing=float(smoothing), seed=int(seed),
             mixed_precision=PRECISIONS[precision],
         )  # fmt: skip
         st.session_state["custom_layers"] = layers

@@ -61,7 +61,8 @@ def test_user_errors_are_one_line_and_exit_1(tiny, capsys):
 def test_train_wait_follows_the_run_to_its_end(tiny, capsys):
     layers = '[{"type": "conv", "filters": 4, "kernel": 3}, {"type": "maxpool"}]'
     code = main(["train", "--dataset", "user:tiny", "--model", "custom", "--layers", layers,
-                 "--epochs", "2", "--batch-size", "16", "--wait"])  # fmt: skip
+                 "--epochs", "2", "--batch-size", "16", "--augment-zoom", "0.1",
+                 "--label-smoothing", "0.1", "--wait"])  # fmt: skip
     out = capsys.readouterr().out.splitlines()
     assert code == 0, out
     run_id = out[0]
@@ -70,6 +71,7 @@ def test_train_wait_follows_the_run_to_its_end(tiny, capsys):
     assert out[-2].startswith("test: loss") and out[-1].startswith("finished: ")
     cfg = runs.read_config(run_id)
     assert cfg.epochs == 2 and cfg.layers[0]["filters"] == 4 and cfg.layers != TINY_LAYERS
+    assert (cfg.augment_zoom, cfg.label_smoothing) == (0.1, 0.1)
     shown = cli("show", run_id)
     assert shown.returncode == 0 and "epoch 2:" in shown.stdout and "test: loss" in shown.stdout
 

@@ -96,6 +96,22 @@ def test_an_impossible_layer_list_is_explained_before_training(tiny_dataset):
     assert not runs.list_runs()
 
 
+def test_zoom_and_label_smoothing_set_on_the_page_reach_the_run(tiny_dataset):
+    at = open_page("train", tiny_dataset)
+    at.selectbox(key="train_model").set_value("custom").run()
+    at.session_state["custom_layers"] = TINY_LAYERS
+    at.number_input[1].set_value(1)  # Epochs
+    at.slider(key="train_zoom").set_value(0.1)
+    at.slider(key="train_label_smoothing").set_value(0.15)
+    at.button[-1].click()  # the form's "Start training"
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    run_id = at.session_state["run_id"]
+    cfg = runs.read_config(run_id)
+    assert (cfg.augment_zoom, cfg.label_smoothing) == (0.1, 0.15)
+    assert wait_for_state(run_id, ("finished", "failed")).state == "finished"
+
+
 def test_a_batch_larger_than_the_dataset_is_refused(tiny_dataset):
     at = open_page("train", tiny_dataset)
     at.selectbox(key="train_model").set_value("custom").run()

@@ -64,6 +64,13 @@ def test_config_round_trips_through_json():
     assert again == cfg
 
 
+def test_config_json_from_before_zoom_and_label_smoothing_still_loads():
+    old = runs.RunConfig().to_dict()
+    del old["augment_zoom"], old["label_smoothing"]
+    cfg = runs.RunConfig.from_dict(old)
+    assert (cfg.augment_zoom, cfg.label_smoothing) == (0.0, 0.0)
+
+
 def test_config_rejects_unknown_keys():
     with pytest.raises(runs.ConfigError, match="Unknown config key.*learning_rte"):
         runs.RunConfig.from_dict({**runs.RunConfig().to_dict(), "learning_rte": 0.1})
@@ -111,6 +118,10 @@ BAD_CONFIGS = [
     ({"lr_schedule": "step"}, ["lr_schedule", "cosine"]),
     ({"momentum": 1.0, "optimizer": "sgd"}, ["momentum"]),
     ({"augment_rotate": 400.0}, ["augment_rotate", "degrees"]),
+    ({"augment_zoom": 0.6}, ["augment_zoom", "0 to 0.5"]),
+    ({"augment_zoom": -0.1}, ["augment_zoom"]),
+    ({"label_smoothing": 0.6}, ["label_smoothing", "0 (none) to 0.5"]),
+    ({"label_smoothing": float("nan")}, ["label_smoothing"]),
     ({"distribute": "horovod"}, ["distribute", "mirrored"]),
     ({"model": "simple_convnet"}, ["layers", "custom"]),
     ({"layers": None}, ["custom", "layer list"]),

@@ -168,6 +168,28 @@ def test_make_dataset_scales_one_hots_and_augments():
     assert labels.shape == (4, 3) and np.allclose(tf.reduce_sum(labels, axis=1), 1.0)
 
 
+def test_zoom_changes_the_size_of_the_ink():
+    x = np.zeros((8, 12, 12, 1), np.uint8)
+    x[:, 4:8, 4:8] = 255  # a white square on black, like a digit
+    cfg = runs.RunConfig(augment_zoom=0.3)
+    augment = training.make_augmenter(cfg, ink_on_dark=True, seed=1)
+    assert [type(layer) for layer in augment] == [keras.layers.RandomZoom]
+    images, _ = next(iter(training.make_dataset(x, np.zeros(8, int), 3, 8, augment=augment)))
+    ink = tf.reduce_sum(images, axis=(1, 2, 3)).numpy()
+    assert np.ptp(ink) > 1.0 and not np.allclose(ink, 16.0, atol=0.5)
+
+
+def test_label_smoothing_is_in_the_loss_of_the_saved_model(tiny):
+    run_id = new_run(epochs=1, label_smoothing=0.2)
+    assert training.train_run(run_id) == 0, runs.read_status(run_id).message
+    model = keras.saving.load_model(runs.run_paths(run_id).model)
+    certain = tf.constant([[1.0, 0.0, 0.0]])
+    # Smoothed targets are 0.8667 / 0.0667 / 0.0667: even a certain, right answer costs.
+    assert float(model.loss(certain, certain)) > 1.0
+    plain = keras.losses.CategoricalCrossentropy()
+    assert float(plain(certain, certain)) < 1e-3
+
+
 def test_json_metrics_never_hold_nan(tiny):
     run_id = new_run()
     with open(runs.run_paths(run_id).metrics, "ab") as f:
