@@ -11,15 +11,29 @@ st.set_page_config(page_title="CNN Lab", page_icon=":material/neurology:", layou
 
 @st.cache_resource(show_spinner=False)
 def freeze_startup_objects() -> bool:
-    """Takes the objects TensorFlow and Keras create at import out of garbage collection.
+    """Imports what the pages use, then takes those long-lived objects out of garbage
+    collection.
 
-    After every script run Streamlit collects garbage twice in full (runner.postScriptGC and
-    keras.backend.clear_session); each walked TensorFlow's hundreds of thousands of
-    long-lived objects, some 300 ms of the ~550 ms a Predict click cost the server
-    (benchmarks/classroom_ws.py). gc.freeze moves them, once per server, to a generation
-    that collections skip.
+    After every script run Keras' clear_session (which Streamlit calls) collects garbage in
+    full; that walked TensorFlow's, pandas', Altair's and the lab's hundreds of thousands of
+    long-lived objects, most of the CPU a Predict click cost the server with a classroom
+    connected (benchmarks/classroom_ws.py). gc.freeze moves them, once per server, to a
+    generation that collections skip. Importing the pages' libraries first matters: what is
+    imported after the freeze is walked again on every run.
     """
-    import tensorflow  # noqa: F401 - the pages import it anyway; most of the heap is its own
+    import altair  # noqa: F401 - the pages import all of these anyway; most of the heap
+    import pandas  # noqa: F401 - is theirs
+    import streamlit_drawable_canvas  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    import cnn_core.evaluation  # noqa: F401
+    import cnn_core.inference  # noqa: F401
+    import cnn_core.inspection  # noqa: F401
+    import cnn_core.plots  # noqa: F401
+    import cnn_core.preprocess  # noqa: F401
+    import cnn_core.presets  # noqa: F401
+    import cnn_core.sharing  # noqa: F401
+    import cnn_core.trained  # noqa: F401
 
     gc.collect()
     gc.freeze()

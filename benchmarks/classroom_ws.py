@@ -166,6 +166,7 @@ class Tab:
         self.page_hash = ""
         self.widgets: dict[str, Any] = {}  # widget id → the WidgetState the tab holds
         self.ids: dict[str, str] = {}  # user key → widget id, from the last run
+        self.fragments: dict[str, str] = {}  # widget id → the st.fragment it is in, if any
         self.fetched: set[str] = set()  # media URLs already in this tab's cache
 
     # ------------------------------------------------------------ transport
@@ -203,6 +204,7 @@ class Tab:
             max_size=None, open_timeout=ACTION_TIMEOUT_S,
         )  # fmt: skip
         self.widgets.clear()
+        self.fragments.clear()
         self.page_hash = ""
         run = await self.rerun()
         if not self.ids.get("canvas-0"):
@@ -238,15 +240,24 @@ class Tab:
     # ------------------------------------------------------------ script runs
 
     async def rerun(self, triggers: tuple = (), answer: Callable[[Any], bool] | None = None,
-                    start: float | None = None) -> Run:  # fmt: skip
+                    start: float | None = None, widget: str = "") -> Run:  # fmt: skip
         """Sends a rerun with every widget state the tab holds (and one-shot `triggers`),
-        reads the run to its end, and keeps the widgets it showed, as the frontend does."""
-        from streamlit.proto.BackMsg_pb2 import BackMsg
+        reads the run to its end, and keeps the widgets it showed, as the frontend does.
 
+        A change of `widget` (an id) inside an st.fragment reruns that fragment only, as
+        the frontend asks; the widgets outside it stay as they were.
+        """
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        fragment = self.fragments.get(widget, "")
+        done = (ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY if fragment
+                else ForwardMsg.FINISHED_SUCCESSFULLY)  # fmt: skip
         back = BackMsg()
         state = back.rerun_script
         state.page_name = PAGE
         state.page_script_hash = self.page_hash
+        state.fragment_id = fragment
         state.widget_states.widgets.extend([*self.widgets.values(), *triggers])
         start = time.monotonic() if start is None else start
         deadline = start + ACTION_TIMEOUT_S
@@ -262,6 +273,8 @@ class Tab:
             elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
                 element = msg.delta.new_element
                 elements.append(element)
+                if element_id(element):
+                    self.fragments[element_id(element)] = msg.delta.fragment_id
                 error = shown_error(element)
                 if error is not None:
                     raise Failure("error shown on the page", error[:200])
@@ -274,14 +287,17 @@ class Tab:
             ):
                 raise Failure("script compilation error", str(msg.session_event)[:200])
             elif kind == "script_finished":
-                if msg.script_finished != msg.FINISHED_SUCCESSFULLY:
+                if msg.script_finished != done:
                     raise Failure("run not finished", f"status {msg.script_finished}")
                 break
         self.ended.append(time.monotonic())
         finished = self.ended[-1] - start
         shown = {element_id(e) for e in elements} - {""}
-        self.widgets = {i: w for i, w in self.widgets.items() if i in shown}
-        self.ids = {user_key(i): i for i in shown}
+        # A fragment's run replaces that fragment's widgets only; a full run, all of them.
+        kept = {i for i in (*self.widgets, *self.ids.values())
+                if fragment and self.fragments.get(i) != fragment}  # fmt: skip
+        self.widgets = {i: w for i, w in self.widgets.items() if i in shown | kept}
+        self.ids = {user_key(i): i for i in (*kept, *shown)}
         await self.fetch_media(elements)
         return Run(elements, answered, finished)
 
@@ -320,7 +336,7 @@ class Tab:
         }}  # fmt: skip
         canvas = self.canvas_id()
         self.widgets[canvas] = WidgetState(id=canvas, json_value=json.dumps(value))
-        run = await self.rerun(answer=is_canvas_step)
+        run = await self.rerun(answer=is_canvas_step, widget=canvas)
         if run.answered_s is None or not any(is_prediction(e) for e in run.elements):
             raise Failure("no prediction", "the drawing's run showed no Prediction metric")
         return run
@@ -332,7 +348,9 @@ class Tab:
         from streamlit.proto.WidgetStates_pb2 import WidgetState
 
         old = self.canvas_id()
-        run = await self.rerun(triggers=(WidgetState(id=self.ids["clear"], trigger_value=True),))
+        button = self.ids["clear"]
+        press = WidgetState(id=button, trigger_value=True)
+        run = await self.rerun(triggers=(press,), widget=button)
         if self.canvas_id() == old or not any(
             e.WhichOneof("type") == "alert" and e.alert.body.startswith("Draw a digit")
             for e in run.elements
@@ -374,7 +392,7 @@ class Tab:
         info.name, info.size, info.file_id = name, len(png), urls.file_id
         info.file_urls.CopyFrom(urls)
         self.widgets[uploader] = state
-        run = await self.rerun(answer=is_top3, start=start)
+        run = await self.rerun(answer=is_top3, start=start, widget=uploader)
         if run.answered_s is None or name not in captions(run):
             raise Failure("no prediction", f"the run after uploading {name} showed no answer")
         return run, urls
@@ -387,7 +405,7 @@ class Tab:
         state = WidgetState(id=uploader)
         state.file_uploader_state_value.SetInParent()
         self.widgets[uploader] = state
-        run = await self.rerun()
+        run = await self.rerun(widget=uploader)
         if name in captions(run):
             raise Failure("Remove left the file shown", name)
         return run

@@ -43,9 +43,10 @@ def show_steps(steps: list[tuple[str, np.ndarray]]) -> None:
         col.image(pixel_image(pixels, 96), caption=caption)
 
 
-def gallery_predictions(ds, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def gallery_predictions(ds, predictor, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The gallery's test images and their probabilities, computed once per model, dataset and
-    shuffle: a canvas stroke reruns the whole page, and then only the drawing is predicted.
+    shuffle: the whole page reruns when a learner comes back to it or the sidebar changes,
+    and the gallery's 16 images are not predicted again then.
 
     The cache holds weak references, so it matches only the very model and dataset objects
     it was computed with (a downloaded dataset replaces the cached one under the same name).
@@ -62,58 +63,58 @@ def gallery_predictions(ds, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return picks, probs
 
 
-def show_prediction(probs: np.ndarray) -> None:
+def show_prediction(probs: np.ndarray, class_names) -> None:
     best = int(np.argmax(probs))
-    st.metric("Prediction", choice.class_names[best], f"{probs[best]:.1%} sure", delta_color="off")
-    probability_chart(probs, choice.class_names)
+    st.metric("Prediction", class_names[best], f"{probs[best]:.1%} sure", delta_color="off")
+    probability_chart(probs, class_names)
 
 
-draw_tab, upload_tab, gallery_tab = st.tabs(["Draw", "Upload", "Test gallery"])
+# Each tab is a fragment: a stroke, an upload or a shuffle reruns its own tab, not the page
+# (the model chooser, the sidebar, the other tabs' images). With a classroom drawing at once
+# that is most of the server's work per stroke (RELIABILITY.md).
 
-with draw_tab:
-    if not mnist_style:
+
+@st.fragment
+def draw_panel(choice, predictor) -> None:
+    if not (choice.ink_on_dark and tuple(choice.input_shape) == (28, 28, 1)):
         st.info("Drawing suits digit models (28×28, white on black). Use Upload for this model.")
-    else:
-        left, right = st.columns([1, 1])
-        with left:
-            width = st.slider("Stroke width", 8, 40, 20, key="stroke")
-            if st.button("Clear", icon=":material/ink_eraser:", key="clear"):
-                st.session_state["canvas_round"] = st.session_state.get("canvas_round", 0) + 1
-            canvas = st_canvas(
-                stroke_width=width,
-                stroke_color="#FFFFFF",
-                background_color="#000000",
-                height=CANVAS_SIZE,
-                width=CANVAS_SIZE,
-                drawing_mode="freedraw",
-                return_image_data=True,
-                key=f"canvas-{st.session_state.get('canvas_round', 0)}",
-            )
-        with right:
-            rgba = canvas.image_data if canvas is not None else None
-            steps = (
-                preprocess.prepare_digit(preprocess.canvas_to_gray(rgba))
-                if rgba is not None
-                else None
-            )
-            if steps is None or steps.is_empty:
-                st.info("Draw a digit on the black square with your mouse or finger.")
-            else:
-                show_prediction(predictor.predict_proba(steps.model_input)[0])
-                # The Inspect page looks inside the network for this same drawing.
-                st.session_state["inspect_input"] = ("your drawing", steps.model_input)
-        if steps is not None and not steps.is_empty:
-            st.markdown(
-                "**What the model receives**: like MNIST's own digits, your drawing is cropped to "
-                "its ink, fitted into 20×20 keeping its shape, then centred by its centre of mass "
-                "in 28×28."
-            )
-            show_steps(
-                [("canvas", steps.raw), ("cropped", steps.cropped),
-                 ("20×20 fit", steps.fitted), ("28×28 centred", steps.centered)]
-            )  # fmt: skip
+        return
+    left, right = st.columns([1, 1])
+    with left:
+        width = st.slider("Stroke width", 8, 40, 20, key="stroke")
+        if st.button("Clear", icon=":material/ink_eraser:", key="clear"):
+            st.session_state["canvas_round"] = st.session_state.get("canvas_round", 0) + 1
+        canvas = st_canvas(
+            stroke_width=width,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            height=CANVAS_SIZE,
+            width=CANVAS_SIZE,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            key=f"canvas-{st.session_state.get('canvas_round', 0)}",
+        )
+    with right:
+        rgba = canvas.image_data if canvas is not None else None
+        steps = None if rgba is None else preprocess.prepare_digit(preprocess.canvas_to_gray(rgba))
+        if steps is None or steps.is_empty:
+            st.info("Draw a digit on the black square with your mouse or finger.")
+            return
+        show_prediction(predictor.predict_proba(steps.model_input)[0], choice.class_names)
+        # The Inspect page looks inside the network for this same drawing.
+        st.session_state["inspect_input"] = ("your drawing", steps.model_input)
+    st.markdown(
+        "**What the model receives**: like MNIST's own digits, your drawing is cropped to its "
+        "ink, fitted into 20×20 keeping its shape, then centred by its centre of mass in 28×28."
+    )
+    show_steps(
+        [("canvas", steps.raw), ("cropped", steps.cropped),
+         ("20×20 fit", steps.fitted), ("28×28 centred", steps.centered)]
+    )  # fmt: skip
 
-with upload_tab:
+
+@st.fragment
+def upload_panel(choice, predictor, mnist_style: bool) -> None:
     files = st.file_uploader(
         "Images (PNG, JPEG, GIF, BMP, WebP)",
         type=UPLOAD_TYPES,
@@ -141,21 +142,31 @@ with upload_tab:
                 "\n".join(f"{i + 1}. **{name}**: {p:.1%}" for i, (name, p) in enumerate(top))
             )
 
-with gallery_tab:
-    ds = None
+
+@st.fragment
+def gallery_panel(choice, predictor) -> None:
     try:
         ds = cached_dataset(choice.dataset)
     except Exception as exc:  # an unavailable dataset only hides the gallery
         st.info(f"The test images are not available: {exc}")
-    if ds is not None:
-        if st.button("New images", icon=":material/shuffle:", key="gallery_shuffle"):
-            st.session_state["gallery_seed"] = st.session_state.get("gallery_seed", 0) + 1
-        picks, probs = gallery_predictions(ds, st.session_state.get("gallery_seed", 0))
-        grid = st.columns(GALLERY_COLUMNS)
-        for slot, (index, p) in enumerate(zip(picks, probs, strict=True)):
-            guess, truth = int(np.argmax(p)), int(ds.y_test[index])
-            mark = "✓" if guess == truth else "✗"
-            caption = f"{mark} {ds.class_names[guess]} {p[guess]:.0%}" + (
-                "" if guess == truth else f" (is {ds.class_names[truth]})"
-            )
-            grid[slot % GALLERY_COLUMNS].image(pixel_image(ds.x_test[index], 84), caption=caption)
+        return
+    if st.button("New images", icon=":material/shuffle:", key="gallery_shuffle"):
+        st.session_state["gallery_seed"] = st.session_state.get("gallery_seed", 0) + 1
+    picks, probs = gallery_predictions(ds, predictor, st.session_state.get("gallery_seed", 0))
+    grid = st.columns(GALLERY_COLUMNS)
+    for slot, (index, p) in enumerate(zip(picks, probs, strict=True)):
+        guess, truth = int(np.argmax(p)), int(ds.y_test[index])
+        mark = "✓" if guess == truth else "✗"
+        caption = f"{mark} {ds.class_names[guess]} {p[guess]:.0%}" + (
+            "" if guess == truth else f" (is {ds.class_names[truth]})"
+        )
+        grid[slot % GALLERY_COLUMNS].image(pixel_image(ds.x_test[index], 84), caption=caption)
+
+
+draw_tab, upload_tab, gallery_tab = st.tabs(["Draw", "Upload", "Test gallery"])
+with draw_tab:
+    draw_panel(choice, predictor)
+with upload_tab:
+    upload_panel(choice, predictor, mnist_style)
+with gallery_tab:
+    gallery_panel(choice, predictor)

@@ -1,8 +1,10 @@
 """The Predict page: drawing, uploading and the gallery (AppTest), and the canvas in Chromium."""
 
 import base64
+import json
 
 import pytest
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from tests.browser_helpers import digit_one_png, stroke_points
@@ -33,6 +35,14 @@ def test_a_drawn_one_is_predicted_with_every_step_shown(lab_home):
     assert prediction.value == "1"
     captions = [img.captions[0] for img in at.get("image")]
     assert captions[:4] == ["canvas", "cropped", "20×20 fit", "28×28 centred"]
+    # The bars: one per class in class order, the tallest the predicted one at its percentage.
+    (chart,) = at.get("vega_lite_chart")
+    bars = convert_arrow_bytes_to_pandas_df(chart.proto.data.data)
+    assert list(bars["class"]) == [str(digit) for digit in range(10)]
+    tallest = bars.loc[bars["probability"].idxmax()]
+    assert tallest["class"] == "1"
+    assert prediction.delta == f"{tallest['probability']:.1%} sure"
+    assert json.loads(chart.proto.spec)["encoding"]["x"]["field"] == "probability"
 
 
 def test_uploads_predict_and_bad_files_get_a_message_naming_them(lab_home):
