@@ -1,6 +1,7 @@
 """CNN Lab: the entry point. Navigation over the pages and the shared sidebar; nothing else."""
 
 import gc
+import sys
 
 import streamlit as st
 
@@ -40,7 +41,35 @@ def freeze_startup_objects() -> bool:
     return True
 
 
+@st.cache_resource(show_spinner=False)
+def keep_keras_state_between_runs() -> bool:
+    """Stops Streamlit from resetting Keras after every script run; figures are still closed.
+
+    Streamlit's script runner calls `keras.backend.clear_session()` after each run, for
+    scripts that build a model every time. This server builds none per run: its models are
+    loaded once and shared read-only (st.cache_resource), and each predicts through a traced
+    function (cnn_core.inference). clear_session throws that function's kernels away, so
+    every prediction after it paid ~40 ms of CPU to instantiate them again (1.4 ms warm),
+    plus a full garbage collection that held the interpreter lock for every session
+    (RELIABILITY.md: the classroom's p95 with 20 learners). Python's own collector still
+    runs. The hook is Streamlit's private `_clean_problem_modules`; tests/test_app_home.py
+    fails if a Streamlit upgrade renames it, instead of the lab slowing down unnoticed.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    def close_figures() -> None:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            pyplot.close("all")
+
+    if not hasattr(script_runner, "_clean_problem_modules"):
+        return False
+    script_runner._clean_problem_modules = close_figures
+    return True
+
+
 freeze_startup_objects()
+keep_keras_state_between_runs()
 
 PAGES = [
     st.Page("lab_pages/home.py", title="Home", icon=":material/home:", default=True),
