@@ -399,6 +399,17 @@ def center_of_mass(image: np.ndarray) -> tuple[float, float]:
     return float(row), float(col)
 
 
+def square_on_black(gray: np.ndarray) -> np.ndarray:
+    """`gray` (2-D) centred on a black square as wide as its longer side, so a step such as
+    the cropped or the fitted digit can be shown enlarged without stretching its shape."""
+    height, width = gray.shape
+    side = max(height, width)
+    square = np.zeros((side, side), gray.dtype)
+    top, left = (side - height) // 2, (side - width) // 2
+    square[top : top + height, left : left + width] = gray
+    return square
+
+
 def _round_half_up(value: float) -> int:
     # Python's round() goes to even, which would bias half-pixel shifts one way or another.
     return int(np.floor(value + 0.5))

@@ -136,7 +136,8 @@ def probability_chart(probs, class_names) -> None:
             "data": {"values": values},
             "mark": {"type": "bar", "tooltip": True},
             "encoding": {
-                "y": {"field": "class", "type": "nominal", "sort": None, "title": None},
+                "y": {"field": "class", "type": "nominal", "sort": None, "title": None,
+                      "axis": {"labelOverlap": False}},  # every class named
                 "x": {"field": "probability", "type": "quantitative", "title": "probability",
                       "scale": {"domain": [0, 1]}, "axis": {"format": "%"}},
             },

@@ -39,8 +39,9 @@ mnist_style = choice.ink_on_dark and tuple(choice.input_shape) == (28, 28, 1)
 
 
 def show_steps(steps: list[tuple[str, np.ndarray]]) -> None:
+    """Each step enlarged on a black square: a tall, thin "1" stays tall and thin."""
     for col, (caption, pixels) in zip(st.columns(len(steps)), steps, strict=True):
-        col.image(pixel_image(pixels, 96), caption=caption)
+        col.image(pixel_image(preprocess.square_on_black(pixels), 96), caption=caption)
 
 
 def gallery_predictions(ds, predictor, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -520,3 +520,13 @@ def test_image_from_array_handles_model_and_uint8_arrays():
     assert colour.mode == "RGB" and colour.getpixel((0, 0)) == (7, 7, 7)
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         image_from_array(np.zeros((4, 4, 2)))
+
+
+def test_square_on_black_keeps_the_shape_of_a_tall_thin_stroke():
+    stroke = np.full((20, 2), 255, np.uint8)
+    square = preprocess.square_on_black(stroke)
+    assert square.shape == (20, 20)
+    assert square.sum() == stroke.sum()  # nothing stretched, nothing lost
+    assert (square[:, 9:11] == 255).all()  # centred
+    wide = preprocess.square_on_black(np.full((3, 7), 9, np.uint8))
+    assert wide.shape == (7, 7) and (wide[2:5] == 9).all() and not wide[:2].any()
