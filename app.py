@@ -12,29 +12,15 @@ st.set_page_config(page_title="CNN Lab", page_icon=":material/neurology:", layou
 
 @st.cache_resource(show_spinner=False)
 def freeze_startup_objects() -> bool:
-    """Imports what the pages use, then takes those long-lived objects out of garbage
-    collection.
+    """Takes the objects TensorFlow and Keras create at import out of garbage collection.
 
-    After every script run Keras' clear_session (which Streamlit calls) collects garbage in
-    full; that walked TensorFlow's, pandas', Altair's and the lab's hundreds of thousands of
-    long-lived objects, most of the CPU a Predict click cost the server with a classroom
-    connected (benchmarks/classroom_ws.py). gc.freeze moves them, once per server, to a
-    generation that collections skip. Importing the pages' libraries first matters: what is
-    imported after the freeze is walked again on every run.
+    A full collection walks every object of the process while holding the interpreter lock
+    that all sessions share; TensorFlow's import leaves hundreds of thousands of them.
+    gc.freeze moves them, once per server, to a generation that collections skip
+    (RELIABILITY.md: with 20 learners it took a Predict click from 468 to 192 ms of server
+    CPU when Streamlit still collected twice after every run).
     """
-    import altair  # noqa: F401 - the pages import all of these anyway; most of the heap
-    import pandas  # noqa: F401 - is theirs
-    import streamlit_drawable_canvas  # noqa: F401
     import tensorflow  # noqa: F401
-
-    import cnn_core.evaluation  # noqa: F401
-    import cnn_core.inference  # noqa: F401
-    import cnn_core.inspection  # noqa: F401
-    import cnn_core.plots  # noqa: F401
-    import cnn_core.preprocess  # noqa: F401
-    import cnn_core.presets  # noqa: F401
-    import cnn_core.sharing  # noqa: F401
-    import cnn_core.trained  # noqa: F401
 
     gc.collect()
     gc.freeze()
