@@ -20,7 +20,9 @@ browser sends for /predict) and then, in turn:
   the answer removes the file (DELETE, then a rerun without it), as the Remove button does.
 
 Every rerun carries the widget states the tab holds (the canvas drawing, the uploader),
-and the states of widgets a run no longer shows are dropped, as the frontend does. The
+and the states of widgets a run no longer shows are dropped, as the frontend does. A
+widget inside an st.fragment (the Predict page's tabs are) reruns that fragment only: the
+rerun names it, and only its own widgets are replaced by what the run shows. The
 images a run shows are fetched once per learner (a browser's cache). Between actions a
 learner thinks for a random 1–3 s (`--think`). The latency is from sending the rerun (for
 an upload: from asking for its URL) to the answer's elements arriving, the same moments
