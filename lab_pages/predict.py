@@ -76,8 +76,8 @@ def show_prediction(probs: np.ndarray, class_names) -> None:
 
 
 @st.fragment
-def draw_panel(choice, predictor) -> None:
-    if not (choice.ink_on_dark and tuple(choice.input_shape) == (28, 28, 1)):
+def draw_panel(choice, predictor, mnist_style: bool) -> None:
+    if not mnist_style:
         st.info("Drawing suits digit models (28×28, white on black). Use Upload for this model.")
         return
     left, right = st.columns([1, 1])
@@ -166,7 +166,7 @@ def gallery_panel(choice, predictor) -> None:
 
 draw_tab, upload_tab, gallery_tab = st.tabs(["Draw", "Upload", "Test gallery"])
 with draw_tab:
-    draw_panel(choice, predictor)
+    draw_panel(choice, predictor, mnist_style)
 with upload_tab:
     upload_panel(choice, predictor, mnist_style)
 with gallery_tab:
