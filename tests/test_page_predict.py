@@ -1,9 +1,12 @@
 """The Predict page: drawing, uploading and the gallery (AppTest), and the canvas in Chromium."""
 
 import base64
+import io
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
@@ -92,6 +95,22 @@ def test_a_dataset_without_models_says_where_to_train(lab_home, monkeypatch, tmp
     at = open_page("predict", "cifar10")
     assert not at.exception
     assert "No trained model" in at.info[0].value
+
+
+def test_a_model_that_is_not_a_digit_model_sends_drawings_to_upload(replay_run):
+    # The run's model reads 12×12 images of three bands: the canvas would feed it nonsense.
+    at = open_page("predict", "user:tiny")
+    assert at.session_state["chosen_model"] == f"run:{replay_run}"
+    assert any("Use Upload for this model" in i.value for i in at.info)
+    assert not [m for m in at.metric if m.label == "Prediction"]
+    band = np.zeros((12, 12), np.uint8)
+    band[4:8, :] = 240  # the middle band: class "b"
+    buf = io.BytesIO()
+    Image.fromarray(band).save(buf, format="PNG")
+    at.file_uploader(key="uploads").set_value([("band.png", buf.getvalue(), "image/png")]).run()
+    assert not at.exception and not at.error
+    answers = [m.value for m in at.markdown if m.value.startswith("1. ")]
+    assert answers and answers[0].startswith("1. **b**"), answers
 
 
 @pytest.mark.browser
