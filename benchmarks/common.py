@@ -38,6 +38,25 @@ def machine() -> str:
             f"TensorFlow {tf}, Keras {version('keras')}, {time.strftime('%Y-%m-%d')}")  # fmt: skip
 
 
+def cpu_times() -> tuple[int, int] | None:
+    """(all, stolen) CPU ticks since boot from /proc/stat; None where there is none.
+
+    Stolen ticks are those the hypervisor gave to other machines on the same host: on a
+    shared cloud machine they, not the lab, explain a training run that took longer."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the CPU time between two cpu_times() readings that was stolen."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
+
+
 def _has(dist: str) -> bool:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -105,8 +124,10 @@ def measure_training(
 def run_to_end(cfg: runs.RunConfig) -> dict:
     """Trains one config as the app would (worker process, metrics log, checkpoints) and
     returns its epochs, training seconds (the sum of the epochs' own times: process start
-    and the final test evaluation are left out), test accuracy and the resolved config."""
+    and the final test evaluation are left out), test accuracy, the share of CPU time the
+    host stole meanwhile (None where unknown) and the resolved config."""
     ds = datasets.load_dataset(cfg.dataset, source=cfg.dataset_source)
+    ticks = cpu_times()
     run_id = jobs.start_run(cfg, train_size=len(ds.y_train), input_shape=ds.input_shape)
     deadline = time.monotonic() + TIMEOUT_S
     while (status := runs.read_status(run_id)).state not in ("finished", "failed", "interrupted"):
@@ -125,5 +146,6 @@ def run_to_end(cfg: runs.RunConfig) -> dict:
         "epochs": len(epochs),
         "seconds": sum(e["seconds"] for e in epochs),
         "test_accuracy": evaluation.get("accuracy"),
+        "steal": steal_share(ticks, cpu_times()),
         "config": runs.read_config(run_id).to_dict(),
     }

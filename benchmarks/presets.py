@@ -5,9 +5,10 @@
 Each preset runs as the app would run it (jobs.start_run: a worker process, its metrics
 log and checkpoints) in a temporary lab home. Printed per preset: epochs, training
 seconds (the sum of the epochs' own times, so process start-up and the final test
-evaluation are left out), test accuracy, the target and the seed's figure. The figures
-are saved to assets/benchmarks.json ("presets"), which the Train page shows beside each
-preset (unless --no-save).
+evaluation are left out), test accuracy, the share of CPU time the host stole meanwhile
+(on a shared cloud machine, the reason a run took longer), the target and the seed's
+figure. The figures are saved to assets/benchmarks.json ("presets"), which the Train page
+shows beside each preset (unless --no-save).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def save(measured: dict[str, list[dict]]) -> None:
     os.replace(tmp, path)
 
 
+def steal(result: dict) -> str:
+    """The host's stolen share of CPU time during the run, as a percentage or "—"."""
+    return "—" if result["steal"] is None else f"{result['steal']:.0%}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="preset keys (default: all)")
@@ -44,22 +50,24 @@ def main() -> None:
     chosen = [p for p in presets.PRESETS if not args.only or p.key in args.only]
     os.environ["CNN_LAB_HOME"] = tempfile.mkdtemp(prefix="cnn-lab-bench-")
     print(machine())
-    print("| preset | run | epochs | training s | test accuracy | target |")
-    print("|---|---|---|---|---|---|")
+    print("| preset | run | epochs | training s | test accuracy | CPU stolen by the host "
+          "| target |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for preset in chosen:
         rows = []
         for cfg in preset.configs:
             if not datasets.is_available(cfg.dataset):
                 name, target = cfg.display_name, preset.target
-                print(f"| {preset.key} | {name} | — | — | needs the download | {target} |")
+                print(f"| {preset.key} | {name} | — | — | needs the download | — | {target} |")
                 continue
             r = run_to_end(cfg)
             rows.append({"name": cfg.display_name, "epochs": r["epochs"],
                          "seconds": round(r["seconds"], 1), "test_accuracy": r["test_accuracy"],
-                         "measured": time.strftime("%Y-%m-%d"),
+                         "measured": time.strftime("%Y-%m-%d"), "steal": r["steal"],
                          "config": cfg.to_dict()})  # fmt: skip
             print(f"| {preset.key} | {cfg.display_name} | {r['epochs']} | {r['seconds']:.0f} | "
-                  f"{r['test_accuracy']:.2%} | {preset.target} |", flush=True)  # fmt: skip
+                  f"{r['test_accuracy']:.2%} | {steal(r)} | {preset.target} |",
+                  flush=True)  # fmt: skip
         if rows and len(rows) == len(preset.configs) and not args.no_save:
             save({preset.key: rows})  # each preset as it ends: a stopped run keeps the others
 

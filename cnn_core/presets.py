@@ -46,7 +46,7 @@ def vgg_gap_layers() -> tuple[dict, ...]:
     with batch norm after each, max pooling and dropout .1/.2/.3 after each block, then
     global average pooling straight into the output layer, with no flatten and no dense
     layer (about 290,000 weights, 60% of the two-block VGG's). Each epoch costs about 1.3×
-    the two-block VGG's, so 15 epochs take the time of its 20."""
+    the two-block VGG's, so 13 epochs take about the time of its 16."""
     blocks = []
     for filters, rate in ((32, 0.1), (64, 0.2), (128, 0.3)):
         blocks += [_conv(filters), {"type": "batchnorm"}, _conv(filters), {"type": "batchnorm"},
@@ -71,11 +71,13 @@ class Preset:
 PRESETS: tuple[Preset, ...] = (
     Preset(
         key="mnist-99",
-        title="MNIST (embedded): about 99% in 15 epochs",
+        title="MNIST (embedded): 99% in 13 epochs",
         lesson="Three blocks of two convolutions with batch normalisation after each, "
         "global average pooling instead of a flattened dense layer, dropout, small shifts "
-        "and rotations of the training digits and a cosine learning-rate decay take the "
-        "same 8,000 digits from the seed's 92.36% to about 99.0%: some 20 mistakes in 2,000.",
+        "and rotations of the training digits, a cosine learning-rate decay and label "
+        "smoothing (the right answer's target is 91%, not 100%, and each other class's 1%) "
+        "take the same 8,000 digits from the seed's 92.36% to about 99.2%: some 15 "
+        "mistakes in 2,000.",
         configs=(
             RunConfig(
                 name="MNIST 99%",
@@ -84,11 +86,12 @@ PRESETS: tuple[Preset, ...] = (
                 model="custom",
                 layers=[dict(layer) for layer in VGG_GAP_LAYERS],
                 batch_size=64,
-                epochs=15,
+                epochs=13,
                 lr_schedule="cosine",
                 learning_rate=2e-3,
                 augment_shift=0.1,
                 augment_rotate=10.0,
+                label_smoothing=0.1,
                 validation_split=0.0,
             ),
         ),  # fmt: skip

@@ -1,5 +1,7 @@
 """Widgets and cached loaders shared by the pages. UI only: the logic lives in cnn_core."""
 
+import threading
+
 import numpy as np
 import streamlit as st
 from PIL import Image
@@ -9,6 +11,10 @@ from cnn_core import datasets
 DEFAULT_DATASET = "mnist"
 CHOSEN_MODEL = "chosen_model"  # session key of the trained model chosen on any page
 CHOSEN_MODEL_LABEL = "chosen_model_label"
+CHOSEN_MODEL_DATASET = "chosen_model_dataset"  # the dataset that model was chosen for
+# This script run's sidebar line naming the chosen model. Each session's script runs in its
+# own thread, so a page further down the same run fills the line its sidebar drew.
+_this_run = threading.local()
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
@@ -29,9 +35,19 @@ def dataset_sidebar() -> str:
         st.session_state["dataset"] = DEFAULT_DATASET
     chosen = st.sidebar.selectbox("Dataset", names, key="dataset", format_func=dataset_label)
     st.sidebar.caption(f"In use: {datasets.active_title(chosen)}")
-    if st.session_state.get(CHOSEN_MODEL_LABEL):
-        st.sidebar.caption(f"Model: {st.session_state[CHOSEN_MODEL_LABEL]}")
+    _this_run.model_line = st.sidebar.empty()
+    # A model chosen for another dataset is not the one in use: a page with a model chooser
+    # names this dataset's in the same run.
+    if st.session_state.get(CHOSEN_MODEL_DATASET) == chosen:
+        show_chosen_model()
     return chosen
+
+
+def show_chosen_model() -> None:
+    """Names the chosen model in this run's sidebar line (where the sidebar was drawn)."""
+    line = getattr(_this_run, "model_line", None)
+    if line is not None and st.session_state.get(CHOSEN_MODEL_LABEL):
+        line.caption(f"Model: {st.session_state[CHOSEN_MODEL_LABEL]}")
 
 
 def load_chosen_dataset(name: str) -> datasets.Dataset | None:
@@ -111,12 +127,14 @@ def model_chooser(dataset: str, key: str = "model_key"):
         chosen = by_key[st.session_state[key]]
         st.session_state[CHOSEN_MODEL] = chosen.key
         st.session_state[CHOSEN_MODEL_LABEL] = chosen.label
+        st.session_state[CHOSEN_MODEL_DATASET] = dataset
 
     chosen = st.selectbox(
         "Model", list(by_key), key=key, format_func=lambda k: by_key[k].label, on_change=remember
     )
     if st.session_state.get(CHOSEN_MODEL) != chosen:
         remember()
+    show_chosen_model()
     return by_key[chosen]
 
 

@@ -256,8 +256,9 @@ def new_run_form(ds: datasets.Dataset) -> None:
         validation = c2.slider("Validation share", 0.0, 0.4, DEFAULT_VALIDATION, 0.05)
         smoothing = c2.slider(
             "Label smoothing", 0.0, 0.3, 0.0, 0.05, key="train_label_smoothing",
-            help="Trains toward 90% on the true class instead of 100% (at 0.1): a network "
-            "that is never told to be certain over-fits a small training set less.",
+            help="Trains toward 91% on the true class instead of 100% (at 0.1, with ten "
+            "classes; the rest is shared by the others): a network that is never told to be "
+            "certain over-fits a small training set less.",
         )  # fmt: skip
         shift = c3.slider("Random shift (share of size)", 0.0, 0.3, 0.0, 0.02)
         rotate = c3.slider("Random rotation (degrees)", 0, 30, 0)

@@ -154,7 +154,33 @@ def test_the_chosen_model_is_kept_across_pages_and_shown_in_the_sidebar(lab_home
     # AppTest drops the sidebar after switch_page, so check it on a fresh run of app.py
     # that carries the same session values.
     home = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
-    for name in ("dataset", "chosen_model", "chosen_model_label"):
+    for name in ("dataset", "chosen_model", "chosen_model_label", "chosen_model_dataset"):
         home.session_state[name] = at.session_state[name]
     home.run()
     assert any(c.value.startswith("Model: Pretrained") for c in home.sidebar.caption)
+    # On another dataset that model is not the one in use: the sidebar does not name it.
+    home.session_state["dataset"] = "fashion_mnist"
+    home.run()
+    assert not [c.value for c in home.sidebar.caption if c.value.startswith("Model:")]
+
+
+@pytest.mark.browser
+def test_switching_to_a_dataset_of_images_names_its_model_and_sends_drawings_to_upload(
+    app_server, page, monkeypatch
+):
+    # A trained run on 12×12 images of bands, in the running server's lab home.
+    from cnn_core import runs, training
+    from tests.test_runs import save_tiny_dataset, tiny_config
+
+    monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
+    save_tiny_dataset()
+    assert training.train_run(runs.create_run(runs.validate_config(tiny_config(epochs=1)))) == 0
+    page.goto(app_server["url"] + "/predict")
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Model: Pretrained").wait_for(timeout=60_000)
+    sidebar.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="Own images: tiny").click()
+    page.get_by_text("Use Upload for this model").wait_for(timeout=60_000)
+    # The same run's sidebar names the new dataset's model, not the digit model from before.
+    sidebar.get_by_text("Model: Your run").wait_for()
+    assert sidebar.get_by_text("Model: Pretrained").count() == 0
