@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import machine_cpu_ticks  # noqa: E402
 from cnn_core import jobs, paths, runs  # noqa: E402
 from tests.browser_helpers import poll_until, start_server, stop_server  # noqa: E402
 
@@ -126,9 +127,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def machine_busy_seconds() -> float:
     """CPU time spent by every core of the machine on anything but idling, from /proc/stat."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
-        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    )
+    user, nice, system, _idle, _iowait, irq, softirq, steal = machine_cpu_ticks()[:8]
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 

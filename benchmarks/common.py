@@ -38,13 +38,19 @@ def machine() -> str:
             f"TensorFlow {tf}, Keras {version('keras')}, {time.strftime('%Y-%m-%d')}")  # fmt: skip
 
 
+def machine_cpu_ticks() -> list[int]:
+    """The whole machine's CPU ticks since boot, /proc/stat's first line: user, nice,
+    system, idle, iowait, irq, softirq, steal, … Raises OSError where there is none."""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def cpu_times() -> tuple[int, int] | None:
-    """(all, stolen) CPU ticks since boot from /proc/stat; None where there is none.
+    """(all, stolen) CPU ticks since boot; None where /proc/stat is missing or unreadable.
 
     Stolen ticks are those the hypervisor gave to other machines on the same host: on a
     shared cloud machine they, not the lab, explain a training run that took longer."""
     try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        fields = machine_cpu_ticks()
     except (OSError, ValueError):
         return None
     return sum(fields[:8]), fields[7] if len(fields) > 7 else 0

@@ -42,13 +42,9 @@ def lab_home(tmp_path, monkeypatch):
 @pytest.fixture
 def replay_run(lab_home):
     """A finished run on a tiny 12×12 dataset with checkpoints after epochs 1, 2 and 3."""
-    from cnn_core import runs, training
-    from tests.test_runs import save_tiny_dataset, tiny_config
+    from tests.test_runs import train_tiny_run
 
-    save_tiny_dataset()
-    run_id = runs.create_run(runs.validate_config(tiny_config(epochs=3)))
-    assert training.train_run(run_id) == 0
-    return run_id
+    return train_tiny_run(epochs=3)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """The Predict page: drawing, uploading and the gallery (AppTest), and the canvas in Chromium."""
 
 import base64
-import io
 import json
 
 import numpy as np
@@ -12,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.browser_helpers import digit_one_png, stroke_points
 from tests.conftest import REPO, open_page
+from tests.imagegen import encode
 
 
 def draw_on_canvas(at: AppTest, png: bytes) -> AppTest:
@@ -105,9 +105,8 @@ def test_a_model_that_is_not_a_digit_model_sends_drawings_to_upload(replay_run):
     assert not [m for m in at.metric if m.label == "Prediction"]
     band = np.zeros((12, 12), np.uint8)
     band[4:8, :] = 240  # the middle band: class "b"
-    buf = io.BytesIO()
-    Image.fromarray(band).save(buf, format="PNG")
-    at.file_uploader(key="uploads").set_value([("band.png", buf.getvalue(), "image/png")]).run()
+    png = encode(Image.fromarray(band), "PNG")
+    at.file_uploader(key="uploads").set_value([("band.png", png, "image/png")]).run()
     assert not at.exception and not at.error
     answers = [m.value for m in at.markdown if m.value.startswith("1. ")]
     assert answers and answers[0].startswith("1. **b**"), answers
@@ -169,12 +168,10 @@ def test_switching_to_a_dataset_of_images_names_its_model_and_sends_drawings_to_
     app_server, page, monkeypatch
 ):
     # A trained run on 12×12 images of bands, in the running server's lab home.
-    from cnn_core import runs, training
-    from tests.test_runs import save_tiny_dataset, tiny_config
+    from tests.test_runs import train_tiny_run
 
     monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
-    save_tiny_dataset()
-    assert training.train_run(runs.create_run(runs.validate_config(tiny_config(epochs=1)))) == 0
+    train_tiny_run(epochs=1)
     page.goto(app_server["url"] + "/predict")
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_text("Model: Pretrained").wait_for(timeout=60_000)

@@ -49,6 +49,17 @@ def tiny_config(**changes) -> runs.RunConfig:
     return runs.RunConfig(**{**base, **changes})
 
 
+def train_tiny_run(epochs: int) -> str:
+    """A finished run on the tiny dataset (saved first) in the current lab home, trained in
+    this process; checkpoints after each epoch."""
+    from cnn_core import training
+
+    save_tiny_dataset()
+    run_id = runs.create_run(runs.validate_config(tiny_config(epochs=epochs)))
+    assert training.train_run(run_id) == 0
+    return run_id
+
+
 @pytest.fixture
 def tiny(lab_home, monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no real Keras cache
