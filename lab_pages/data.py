@@ -79,7 +79,7 @@ st.markdown(
     "Upload a **zip of class folders** (`cats/…`, `dogs/…`), each holding PNG, JPEG, GIF, BMP "
     "or WebP images. Every image is centre-cropped to a square and resized."
 )
-with st.form("import"):
+with st.form("import", enter_to_submit=False):
     upload = st.file_uploader("Zip of class folders", type=["zip"])
     new_name = st.text_input("Dataset name", value="my-images")
     size = st.select_slider("Image size", options=[16, 24, 28, 32, 48, 64], value=32)

@@ -214,7 +214,7 @@ def new_run_form(ds: datasets.Dataset) -> None:
         "Model", keys, key="train_model", format_func=lambda k: models.MODELS[k].title
     )
     info = models.MODELS[model]
-    st.caption(info.description + (f" ({info.seed})" if info.seed else ""))
+    st.caption(f"{info.description} {info.citation}".strip())
     layers = None
     if model == models.CUSTOM:
         layers = layer_editor(input_shape, ds.num_classes)
@@ -233,7 +233,7 @@ def new_run_form(ds: datasets.Dataset) -> None:
             f"Measured on this kind of machine: about {fmt_seconds(estimate)} per epoch."
             if estimate else "No time measurement for this model and image size yet."
         )  # fmt: skip
-    with st.form("new_run"):
+    with st.form("new_run", enter_to_submit=False):  # only the button starts a run
         c1, c2, c3 = st.columns(3)
         optimizer = c1.selectbox(
             "Optimizer", list(runs.OPTIMIZERS), index=list(runs.OPTIMIZERS).index(info.optimizer)

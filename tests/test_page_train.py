@@ -228,3 +228,34 @@ def test_an_interrupted_run_shows_no_speed_or_time_left(tiny_dataset):
     text = " ".join(str(p.proto.text) for p in at.get("progress"))
     assert "epoch 2/" in text and "batch 5/10" in text
     assert "time left" not in text and "images/s" not in text
+
+
+@pytest.mark.browser
+def test_enter_in_a_number_box_of_the_form_starts_no_run(app_server, page, monkeypatch):
+    monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (96, 12, 12, 1), dtype=np.uint8)
+    y = np.arange(96) % 3
+    ds = datasets.Dataset("e", "e", x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user", "e")
+    datasets.save_user_dataset(ds, "browser-enter")
+    before = {info.id for info in runs.list_runs()}
+
+    def new_runs() -> list[runs.RunInfo]:
+        return [info for info in runs.list_runs() if info.id not in before]
+
+    page.goto(app_server["url"] + "/train")
+    page.get_by_test_id("stSidebarUserContent").get_by_role("combobox").click()
+    page.get_by_role("option", name="Own images: browser-enter").click()
+    page.get_by_text("Start training").wait_for()
+    for label, value in (("Epochs", "4"), ("Learning rate", "0.00200")):
+        field = page.get_by_label(label)
+        field.fill(value)
+        field.press("Enter")
+    # A form submitted by Enter reruns the script at once; a few seconds show whether it did.
+    with pytest.raises(TimeoutError):
+        poll_until(new_runs, 6, "a run started by Enter")
+    page.get_by_role("button", name="Start training").click()
+    (started,) = poll_until(new_runs, 30, "the run started by the button")
+    assert started.config.epochs == 4  # the typed values were kept, only not submitted
+    page.get_by_role("button", name="Stop").click()
+    poll_until(lambda: not runs.read_status(started.id).active, 60, "the run to stop")

@@ -35,3 +35,14 @@ def test_a_deep_link_opened_first_on_a_fresh_server_runs_through_app_py(tmp_path
         assert titles == ["Home", "Data", "Train", "Predict", "Inspect", "Evaluate", "Learn"]
     finally:
         stop_server(server)
+
+
+def test_every_form_is_submitted_by_its_button_only():
+    # Enter in a number box would otherwise submit the form: a run started by accident.
+    import ast
+
+    for path in PAGE_FILES + [REPO / "lab_pages" / "_shared.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "st.form":
+                flags = {k.arg: ast.unparse(k.value) for k in node.keywords}
+                assert flags.get("enter_to_submit") == "False", f"{path.name}:{node.lineno}"
