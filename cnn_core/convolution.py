@@ -1,10 +1,12 @@
 """The convolution explained: a 2-D convolution and a max-pool that keep every step.
 
-This is the arithmetic of seed 002, figures 9 to 13 and 21: a small filter slides over
-the image; at each position the window is multiplied element-wise by the filter and the
-products are summed into one output number. As in every deep-learning library this is a
-cross-correlation: the kernel is *not* flipped, so ``convolve(SEED_IMAGE, vertical)``
-gives the seed's figure 13 and the same numbers as ``keras.ops.conv``.
+This is the arithmetic of the project report *Image Classification Using Convolutional
+Neural Network CNN* (figures 9 to 13 and 21; see ``cnn_core.sources``): a small filter
+slides over the image; at each position the window is multiplied element-wise by the
+filter and the products are summed into one output number. As in every deep-learning
+library this is a cross-correlation: the kernel is *not* flipped, so
+``convolve(REPORT_IMAGE, vertical)`` gives the report's figure 13 and the same numbers as
+``keras.ops.conv``.
 
 Padding follows Keras exactly. "valid" adds nothing. "same" makes the output
 ``ceil(n / s)`` long and splits the padding it needs as TensorFlow does: ``total //
@@ -13,7 +15,7 @@ more at the bottom/right than at the top/left (see ``same_padding``).
 
 Typical use::
 
-    result = convolve(SEED_IMAGE, FILTERS["vertical"])
+    result = convolve(REPORT_IMAGE, FILTERS["vertical"])
     result.output[0]            # array([-5, -4,  0,  8])
     step = result.steps[1]      # the second window position (figure 12)
     step.window, step.products, step.total
@@ -29,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Seed 002, figure 9: the 6×6 grayscale example image.
-SEED_IMAGE = np.array(
+# The project report's figure 9: the 6×6 grayscale example image.
+REPORT_IMAGE = np.array(
     [
         [3, 0, 1, 2, 7, 4],
         [1, 5, 8, 9, 3, 1],
@@ -41,13 +43,13 @@ SEED_IMAGE = np.array(
     ],
     dtype=np.int64,
 )
-SEED_IMAGE.setflags(write=False)
+REPORT_IMAGE.setflags(write=False)
 
 _VERTICAL = np.array([[1, 0, -1]] * 3, dtype=np.int64)
 _SOBEL = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], dtype=np.int64)
 _SCHARR = np.array([[3, 0, -3], [10, 0, -10], [3, 0, -3]], dtype=np.int64)
 
-# Seed 002, figure 14. A "vertical" filter finds vertical edges: it compares the column
+# The report's figure 14. A "vertical" filter finds vertical edges: it compares the column
 # on the left of the window with the column on the right. Its transpose finds horizontal
 # edges by comparing the row above with the row below.
 FILTERS: dict[str, np.ndarray] = {
@@ -99,6 +101,7 @@ FILTER_NOTES: dict[str, str] = {
 
 PADDING_MODES = ("valid", "same")
 MAX_ABS_VALUE = 1e6  # larger numbers are typos and would make the products unreadable
+PIXEL_RANGE = (0, 255)  # a grey pixel of an 8-bit image: 0 black, 255 white
 
 
 # --- Results --------------------------------------------------------------------------------
@@ -215,7 +218,7 @@ def _pair(p: int | tuple[int, int]) -> tuple[int, int]:
 def output_size(n: int, f: int, p: int | tuple[int, int], s: int) -> int:
     """Length of a convolution's or pool's output along one axis.
 
-    The seed's formula: ``floor((n + 2p - f) / s) + 1``. With Keras' "same" padding the two
+    The report's formula: ``floor((n + 2p - f) / s) + 1``. With Keras' "same" padding the two
     sides can differ, so ``p`` may also be ``(before, after)`` and ``2p`` becomes their sum.
 
     Args:
@@ -270,7 +273,7 @@ def same_padding(n: int, f: int, s: int = 1) -> tuple[int, int]:
 
 
 def padding_for(mode: str, f: int) -> int:
-    """The zeros added on *each* side for a padding mode with stride 1, as in the seed.
+    """The zeros added on *each* side for a padding mode with stride 1, as in the report.
 
     "valid" adds none. "same" adds ``(f - 1) // 2`` on every side, which keeps an n-pixel
     input n pixels wide when the filter length f is odd and the stride is 1. For an even
@@ -392,6 +395,44 @@ def _parse_cell(cell: object, where: str) -> float:
     return value
 
 
+def out_of_range_cells(
+    grid: np.ndarray, name: str, low: float, high: float, limit: int = 3
+) -> list[str]:
+    """Sentences naming the cells of a grid that lie outside [low, high].
+
+    The Learn page computes with any number, but an image's pixels lie between 0 and 255;
+    a typed 300 or -4 is said out loud rather than silently used.
+
+    Args:
+        grid: A parsed grid (``parse_grid``).
+        name: What the grid is, for the sentences ("The input image").
+        low: The smallest allowed value.
+        high: The largest allowed value.
+        limit: Cells named at most; a last sentence counts the others.
+
+    Returns:
+        [] when every cell is in range; else one sentence per named cell, the first of
+        which gives the range, e.g. "The input image, row 1, column 2 is 300, outside the
+        range of a grey pixel, 0 (black) to 255 (white)."
+    """
+    a = np.asarray(grid)
+    cells = [(r, c, v) for (r, c), v in np.ndenumerate(a) if not low <= v <= high]
+    sentences = []
+    for i, (r, c, value) in enumerate(cells[:limit]):
+        where = f"{name}, row {r + 1}, column {c + 1} is {_number(value)}"
+        if i == 0:
+            sentences.append(
+                f"{where}, outside the range of a grey pixel, {_number(low)} (black) to "
+                f"{_number(high)} (white)."
+            )
+        else:
+            sentences.append(f"{where}.")
+    if len(cells) > limit:
+        more = len(cells) - limit
+        sentences.append(f"{more} more cell{'s are' if more > 1 else ' is'} outside it too.")
+    return sentences
+
+
 # --- Convolution and pooling ----------------------------------------------------------------
 def _as_numeric(array: object, name: str) -> np.ndarray:
     a = np.asarray(array)
@@ -412,14 +453,14 @@ def convolve(
     Args:
         image: (H, W) or (H, W, C) numbers.
         kernel: (kh, kw) for a 2-D image, or (kh, kw, C) matching the image's channels;
-            each output value then sums all kh·kw·C products (seed 002, figure 18).
+            each output value then sums all kh·kw·C products (the report's figure 18).
         padding: "valid" (none), "same" (Keras' rule, see ``same_padding``), or a number
             of zeros to add on every side.
         stride: Step of the window, the same in both directions.
 
     Returns:
         The ConvResult with the output map and one step per output value. Integer inputs
-        give integer outputs, so the seed example reads exactly as in the document.
+        give integer outputs, so the report's example reads exactly as in the document.
 
     Raises:
         ValueError: If shapes do not match, the values are not finite numbers, or the
@@ -457,7 +498,7 @@ def convolve(
 def max_pool(
     image: np.ndarray, size: int = 2, stride: int | None = 2, padding: str = "valid"
 ) -> PoolResult:
-    """Max-pools a 2-D map, keeping every window (seed 002, figure 21).
+    """Max-pools a 2-D map, keeping every window (the report's figure 21).
 
     Args:
         image: (H, W) numbers, e.g. ``convolve(...).output``.
@@ -499,7 +540,7 @@ def max_pool(
 
 
 def step_expression(step: ConvStep, kernel: np.ndarray, max_terms: int = 27) -> str:
-    """The sum of products written out, as in seed 002's figure 11.
+    """The sum of products written out, as in the report's figure 11.
 
     Args:
         step: One step of a ``convolve`` result.

@@ -27,6 +27,8 @@ from typing import Any
 
 import keras
 
+from cnn_core import sources
+
 # --- Input limits -------------------------------------------------------------------------
 MIN_INPUT_SIDE = 8  # every model accepts at least 8x8 images unless its pooling needs more
 MAX_INPUT_SIDE = 512  # beyond this a two-core classroom machine cannot train in useful time
@@ -123,7 +125,8 @@ class ModelInfo:
         key: The name to pass to ``build_model``.
         title: A short human title.
         description: Two sentences for learners: what it is and what to notice.
-        seed: The seed document it comes from ("seed 002"), or None for the custom model.
+        source: The key in ``sources.SOURCES`` of the document it comes from, or None for
+            the custom model.
         optimizer: Recommended optimizer name: "adam", "adamax" or "sgd".
         learning_rate: Recommended learning rate for that optimizer.
         builder: ``builder(input_shape, num_classes)`` (the custom builder also takes
@@ -134,11 +137,18 @@ class ModelInfo:
     key: str
     title: str
     description: str
-    seed: str | None
+    source: str | None
     optimizer: str
     learning_rate: float
     builder: Callable[..., keras.Model]
     min_input_side: int = MIN_INPUT_SIDE
+
+    @property
+    def citation(self) -> str:
+        """Where the architecture comes from, as a sentence for learners ("" if nowhere)."""
+        if self.source is None:
+            return ""
+        return f"From {sources.cite(self.source)}."
 
 
 @dataclass(frozen=True)
@@ -931,7 +941,7 @@ _ZOO = (
         "Three 3×3 convolutions of 32 filters and two max-pools, straight into the softmax: "
         "the smallest network here that still sees shapes. Notice how few parameters it "
         "needs, and how its first filters turn into edge and stroke detectors.",
-        "seed 000",
+        "tf_keras_tutorial",
         "adam",
         1e-3,
         _simple_convnet,
@@ -940,11 +950,11 @@ _ZOO = (
         "tf_tutorial",
         "TensorFlow tutorial CNN",
         "Two 5×5 convolution blocks (16 and 36 filters) and a 128-unit dense layer, from "
-        "TensorFlow tutorial #02. Notice that it pools before the ReLU: the result is the "
+        "TensorFlow Tutorial #02. Notice that it pools before the ReLU: the result is the "
         "same as ReLU-then-pool, computed on a quarter of the values.",
         # Hvass' notebook trains Adam at 1e-4 for 10,000 batches. One pass over 8,000 MNIST
         # images ends at loss 1.89 with 1e-4 and 0.62 with 1e-3, so a lab session uses 1e-3.
-        "seed 003",
+        "mnist_notes",
         "adam",
         1e-3,
         _tf_tutorial,
@@ -953,9 +963,9 @@ _ZOO = (
         "fashion_cnn",
         "Fashion-MNIST CNN",
         "Three convolution blocks (32, 64, 128 filters) with leaky ReLUs and a 128-unit "
-        "dense layer, from the DataCamp Fashion-MNIST tutorial. Notice how training "
-        "accuracy pulls away from validation accuracy after a few epochs: it overfits.",
-        "seed 004",
+        "dense layer, for Fashion-MNIST. Notice how training accuracy pulls away from "
+        "validation accuracy after a few epochs: it overfits.",
+        "keras_fashion_tutorial",
         "adam",
         1e-3,
         _fashion_cnn,
@@ -966,7 +976,7 @@ _ZOO = (
         "The same network with dropout after each block and after the dense layer. Notice "
         "that training and validation accuracy now stay close together, at the price of "
         "slower progress per epoch.",
-        "seed 004",
+        "keras_fashion_tutorial",
         "adam",
         1e-3,
         _fashion_cnn_dropout,
@@ -975,10 +985,10 @@ _ZOO = (
         "vgg_like_bn",
         "VGG-like with batch norm",
         "Ten 3×3 convolutions in four blocks with batch normalisation and growing dropout, "
-        "then dense layers of 300 and 100: the CIFAR-10 model of the project report (86% "
-        "test accuracy). Notice its 2,688 non-trainable parameters: the batch-norm running "
-        "means and variances.",
-        "seed 002",
+        "then dense layers of 300 and 100: its authors reached 86% test accuracy on "
+        "CIFAR-10 with it. Notice its 2,688 non-trainable parameters: the batch-norm "
+        "running means and variances.",
+        "cifar10_report",
         "adamax",
         3e-3,
         _vgg_like_bn,
@@ -990,7 +1000,7 @@ _ZOO = (
         "The 1998 digit reader: two 5×5 convolutions with average pooling and tanh, then "
         "dense layers of 120 and 84 units. Notice its smooth, never-zero tanh feature maps "
         "next to the sparse ReLU maps of newer models.",
-        "seed 001",
+        "convnet_repository",
         "adam",
         1e-3,
         _lenet5,
@@ -1002,7 +1012,7 @@ _ZOO = (
         "Pairs of 3×3 convolutions before each max-pool, doubling the filters at each stage "
         "(32, 64, 128), then a 256-unit dense layer. Notice that two stacked 3×3 "
         "convolutions see a 5×5 patch with fewer weights than one 5×5 convolution.",
-        "seed 001",
+        "convnet_repository",
         "adam",
         1e-3,
         _vgg,
@@ -1013,7 +1023,7 @@ _ZOO = (
         "Only convolutions: stride-2 convolutions shrink the image instead of max-pools, and "
         "global average pooling replaces the hidden dense layers. Notice the feature maps "
         "halve in size at the strided layers: downsampling that is learned, not fixed.",
-        "seed 001",
+        "convnet_repository",
         "adam",
         1e-3,
         _allcnn,
@@ -1026,7 +1036,7 @@ _ZOO = (
         "gradient reach the first layers, so a deep stack still trains.",
         # The paper trains SGD with momentum for 64k batches; after one pass over 8,000
         # MNIST images Adam validates at 94% and SGD (0.05, momentum 0.9) at 71%.
-        "seed 001",
+        "convnet_repository",
         "adam",
         1e-3,
         _resnet,
@@ -1037,7 +1047,7 @@ _ZOO = (
         "Fewer but twice as wide residual blocks, with batch norm and ReLU before each "
         "convolution (pre-activation). Notice it has half the depth of ResNet-20 and about "
         "as many parameters: the capacity moved from depth into width.",
-        "seed 001",
+        "convnet_repository",
         "adam",
         1e-3,
         _wideresnet,  # Adam for the reason given at resnet

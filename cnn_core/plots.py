@@ -22,8 +22,11 @@ import matplotlib
 import numpy as np
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.textpath import TextPath
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DPI = 100
@@ -33,6 +36,23 @@ HIGHLIGHT = "#ff7f0e"  # the sliding window, in every figure of the Learn page
 PREDICTED = "#1f77b4"
 OTHER = "#c7c7c7"
 TRUE_CLASS = "#2ca02c"
+# One colour map per quantity, on every page, each named in a caption beside its figure.
+IMAGE_CMAP = "gray"  # pixels: black = 0, white = bright
+WEIGHTS_CMAP = "gray"  # filter weights: mid-grey = 0, bright = positive, dark = negative
+SIGNED_CMAP = "RdBu"  # sums and outputs that can be negative: blue > 0, white 0, red < 0
+ACTIVATION_CMAP = "viridis"  # feature maps: yellow = strongest, dark purple = weakest
+HEAT_CMAP = "jet"  # saliency and Grad-CAM: red = strongest evidence, dark blue = none
+MATRIX_CMAPS = {"image": IMAGE_CMAP, "weights": WEIGHTS_CMAP, "signed": SIGNED_CMAP}
+# What the colours mean, for the caption beside each figure; the same words on every page.
+LEGENDS = {
+    "image": "the image in grey, black = 0 and white = its brightest pixel",
+    "weights": "weights in grey, mid-grey = 0, bright = positive, dark = negative",
+    "signed": "products and sums in blue where positive, red where negative, white at 0",
+    "activation": "each map on its own scale, dark purple = its smallest value and yellow = "
+    "its largest",
+    "heat": "dark blue = no evidence, red = the strongest evidence in this image",
+}
+MIN_TITLE_WIDTH = 1.8  # inches: a narrower matrix still gets titles of a few words per line
 
 
 def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
@@ -204,6 +224,7 @@ def class_bars_figure(
 TILE_GAP = 0.12  # space between tiles, in tile sides
 TITLE_BAND = 0.3  # room above a tile for its title, in tile sides
 SUPTITLE_BAND = 0.45
+COLORBAR_BAND_IN = 0.95  # inches below the tiles for a colour bar, its ticks and label
 
 
 def _tiles_figure(
@@ -213,21 +234,28 @@ def _tiles_figure(
     title: str | None = None,
     row_labels: Sequence[str] | None = None,
     cell: float = 1.0,
+    colorbar: tuple[str, str] | None = None,
     **imshow: Any,
 ) -> Figure:
     """Many small images on ONE axes, each placed with ``extent``.
 
     A subplot per image costs tens of milliseconds (ticks, layout); one axes with N image
-    artists draws a 64-filter grid in a fraction of that.
+    artists draws a 64-filter grid in a fraction of that. ``colorbar`` (a colormap and
+    its label) adds a horizontal colour bar from 0 to 1 below the tiles.
     """
     rows, cols = _grid(len(tiles), cols)
     band = TITLE_BAND if titles is not None else TILE_GAP
     left = 0.9 if row_labels is not None else TILE_GAP
     top = SUPTITLE_BAND if title else 0.0
     width = left + cols * (1 + TILE_GAP)
-    height = top + rows * (1 + band)
+    tiles_height = top + rows * (1 + band)
+    bar_band = COLORBAR_BAND_IN / cell if colorbar else 0.0
+    height = tiles_height + bar_band
     fig = new_figure(width * cell, height * cell, layout=None)
-    ax = fig.add_axes((0, 0, 1, 1))
+    ax = fig.add_axes((0, bar_band / height, 1, tiles_height / height))
+    if colorbar:
+        _add_colorbar(fig, *colorbar)
+    height = tiles_height
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         x0 = left + c * (1 + TILE_GAP)
@@ -251,6 +279,53 @@ def _tiles_figure(
     if title:
         ax.text(width / 2, SUPTITLE_BAND * 0.55, title, ha="center", va="center", fontsize=10)
     return fig
+
+
+def _add_colorbar(fig: Figure, cmap: str, label: str) -> None:
+    """A horizontal 0-to-1 colour bar along the bottom COLORBAR_BAND_IN inches."""
+    width, height = fig.get_size_inches()
+    bar_w = min(0.7 * width, 4.0)
+    cax = fig.add_axes(((width - bar_w) / 2 / width, 0.5 / height, bar_w / width, 0.14 / height))
+    mappable = ScalarMappable(norm=Normalize(0, 1), cmap=cmap)
+    bar = fig.colorbar(mappable, cax=cax, orientation="horizontal")
+    bar.set_ticks([0, 0.5, 1])
+    bar.ax.tick_params(labelsize=8)
+    lines = wrap_to_width(label, width - 0.2, fontsize=8)
+    bar.set_label("\n".join(lines), fontsize=8)
+
+
+def heatmaps_figure(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str],
+    cmap: str,
+    label: str,
+    cell: float = 2.2,
+) -> Figure:
+    """Images with heatmaps laid over them (``inspection.overlay``), in one row, with the
+    heatmaps' colour scale below them, so that no colour is left unexplained.
+
+    Args:
+        images: N (H, W, 3) uint8 images, e.g. an input and its saliency and Grad-CAM.
+        titles: N titles.
+        cmap: The colormap the overlays were drawn with.
+        label: What the colour bar's 0 to 1 means.
+        cell: Inches per image.
+
+    Returns:
+        The Figure.
+    """
+    tiles = [np.asarray(image) for image in images]
+    if len(titles) != len(tiles):
+        raise ValueError(f"{len(titles)} titles were given for {len(tiles)} images.")
+    if not tiles:
+        raise ValueError("heatmaps_figure needs at least one image.")
+    lines = [wrap_to_width(t, cell * 0.98, fontsize=8) for t in titles]
+    tile_titles = ["\n".join(t) for t in lines]
+    # The title band above each tile is 0.3 of its side: three lines of 8 points at 2.2 in.
+    return _tiles_figure(
+        tiles, len(tiles), tile_titles, cell=cell, colorbar=(cmap, label),
+        **_display_range(tiles[0]),
+    )  # fmt: skip
 
 
 def _display_range(image: np.ndarray) -> dict[str, float]:
@@ -335,7 +410,7 @@ def feature_maps_figure(
     max_maps: int = 32,
     cols: int = 8,
     title: str | None = None,
-    cmap: str = "viridis",
+    cmap: str = ACTIVATION_CMAP,
 ) -> Figure:
     """The channels of one layer's feature maps, each on its own colour scale.
 
@@ -366,6 +441,57 @@ def _cell_text(value: float) -> str:
     return str(int(value)) if float(value) == int(value) else f"{value:.2f}"
 
 
+def _text_width(text: str, fontsize: float) -> float:
+    """The width of one line of text in inches, from the font's own glyph metrics."""
+    return TextPath((0, 0), text, size=fontsize).get_extents().width / 72.0
+
+
+def wrap_to_width(text: str, width: float, fontsize: float = 10) -> list[str]:
+    """Splits text into lines at spaces so that each fits `width` inches when it can.
+
+    A single word wider than `width` stays whole on its own line; the caller widens the
+    figure to it rather than cutting the word.
+    """
+    lines: list[str] = []
+    for word in text.split():
+        if lines and _text_width(f"{lines[-1]} {word}", fontsize) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def colour_range(values: np.ndarray, kind: str | None = None) -> tuple[float, float]:
+    """The colour scale (vmin, vmax) ``matrix_figure`` draws these values with.
+
+    Pass it as ``matrix_figure``'s ``value_range`` to draw a derived matrix (a pooled
+    map) in the same colours as the matrix it comes from.
+
+    Args:
+        values: The numbers; non-finite ones are ignored.
+        kind: As for ``matrix_figure``.
+
+    Returns:
+        (0, max) for an image (a non-negative matrix when kind is None); (-peak, peak),
+        centred on 0, for weights and signed values.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    finite = a[np.isfinite(a)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if _kind_for(kind, low) == "image":
+        return min(low, 0.0), max(high, 1e-9)
+    peak = max(abs(low), abs(high), 1e-9)
+    return -peak, peak
+
+
+def _kind_for(kind: str | None, low: float) -> str:
+    if kind is None:
+        return "image" if low >= 0 else "signed"
+    if kind not in MATRIX_CMAPS:
+        raise ValueError(f"kind must be one of {tuple(MATRIX_CMAPS)} or None, not {kind!r}.")
+    return kind
+
+
 def matrix_figure(
     values: np.ndarray,
     title: str | None = None,
@@ -373,18 +499,26 @@ def matrix_figure(
     padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
     cmap: str | None = None,
     cell: float = 0.55,
+    kind: str | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> Figure:
-    """A small matrix with its numbers written in the cells, as in seed 002's figures.
+    """A small matrix with its numbers written in the cells, as in the worked example of
+    the project report *Image Classification Using Convolutional Neural Network CNN*.
 
     Args:
         values: (rows, cols) numbers; non-finite cells (pooling padding) stay blank.
-        title: Optional title.
+        title: Optional title; wrapped, and the figure widened, so that it is never cut.
         highlight: (top, left, height, width) of a window to outline, e.g. a ConvStep's
             (top, left) and the kernel's size.
         padding: ((top, bottom), (left, right)) border cells that are padding: hatched.
-        cmap: A colormap; None picks grey for non-negative matrices (bright = large, like
-            an image) and a diverging red-blue one centred on 0 otherwise.
+        cmap: A colormap that overrides the kind's (drawn centred on 0).
         cell: Inches per cell.
+        kind: What the numbers are, which fixes the colours on every page: "image" (grey,
+            black = 0, white = the largest), "weights" (grey, mid-grey = 0, as Inspect's
+            filters), "signed" (sums and outputs: blue positive, red negative, white 0);
+            None picks "image" for a non-negative matrix and "signed" otherwise.
+        value_range: (vmin, vmax) of the colour scale, e.g. ``colour_range(source)`` to
+            share the scale of the matrix these values come from; None fits the values.
 
     Returns:
         The Figure.
@@ -392,18 +526,21 @@ def matrix_figure(
     a = np.asarray(values, dtype=np.float64)
     if a.ndim != 2:
         raise ValueError(f"A matrix figure needs 2-D values, not shape {a.shape}.")
-    finite = a[np.isfinite(a)]
-    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
-    if cmap is None and low >= 0:
-        cmap, vmin, vmax = "gray", 0.0, max(high, 1e-9)
-    else:
-        peak = max(abs(low), abs(high), 1e-9)
-        cmap, vmin, vmax = cmap or "RdBu", -peak, peak
+    vmin, vmax = value_range if value_range is not None else colour_range(a, kind)
+    kind = _kind_for(kind, vmin)
+    if cmap is not None and value_range is None:
+        peak = max(abs(vmin), abs(vmax))
+        vmin, vmax = -peak, peak
+    cmap = cmap or MATRIX_CMAPS[kind]
     rows, cols = a.shape
-    title_in = 0.35 if title else 0.0
-    width, height = cols * cell + 0.1, rows * cell + 0.1 + title_in
+    grid_w, grid_h = cols * cell, rows * cell
+    lines = wrap_to_width(title, max(grid_w, MIN_TITLE_WIDTH)) if title else []
+    text_w = max((_text_width(line, 10) for line in lines), default=0.0)
+    title_in = 0.12 + 0.18 * len(lines) if lines else 0.0
+    width, height = max(grid_w, text_w + 0.1) + 0.1, grid_h + 0.1 + title_in
     fig = new_figure(width, height, layout=None)
-    ax = fig.add_axes((0.05 / width, 0.05 / height, cols * cell / width, rows * cell / height))
+    left_in = (width - grid_w) / 2
+    ax = fig.add_axes((left_in / width, 0.05 / height, grid_w / width, grid_h / height))
     ax.imshow(
         np.ma.masked_invalid(a),
         cmap=cmap,
@@ -413,10 +550,11 @@ def matrix_figure(
         aspect="auto",
     )
     colormap = matplotlib.colormaps[cmap]
+    span = vmax - vmin if vmax > vmin else 1.0
     for (r, c), value in np.ndenumerate(a):
         if not np.isfinite(value):
             continue
-        red, green, blue, _ = colormap((value - vmin) / (vmax - vmin))
+        red, green, blue, _ = colormap(float(np.clip((value - vmin) / span, 0, 1)))
         dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
         ax.text(
             c,
@@ -452,6 +590,7 @@ def matrix_figure(
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.axis("off")
-    if title:
-        fig.text(0.5, 1 - 0.5 * title_in / height, title, ha="center", va="center", fontsize=10)
+    if lines:
+        y = 1 - (0.06 + 0.09 * len(lines)) / height
+        fig.text(0.5, y, "\n".join(lines), ha="center", va="center", fontsize=10)
     return fig

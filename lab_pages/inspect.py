@@ -17,6 +17,7 @@ AM_STEPS = 60
 MAX_FILTERS = 64
 MAX_MAPS = 32
 HEAT_ALPHA = 0.5
+UNLIKELY = 0.01  # below 1% the model sees almost nothing of a class: its maps are faint guesses
 TAB_KEY = "inspect_tab"
 TABS = ["Filters", "Feature maps", "Saliency and Grad-CAM", "What a filter looks for"]
 DRAWING, TEST = "drawing", "test"
@@ -26,6 +27,12 @@ MODE_LABELS = {
     "rgb": "In colour",
     "per_input_channel": "One image per input channel",
     "mean": "Averaged over input channels",
+}
+
+FILTER_LEGENDS = {
+    "mean": f"Colours: {plots.LEGENDS['weights']}.",
+    "per_input_channel": f"Colours: {plots.LEGENDS['weights']}.",
+    "rgb": "Colours: the red, green and blue weights mixed; mid-grey = 0 in every channel.",
 }
 
 dataset = st.session_state.get("dataset", "mnist")
@@ -72,19 +79,21 @@ def map_detail_pngs(
     values = inspection.feature_maps(model, x, [layer])[layer][..., channel]
     low, high = float(values.min()), float(values.max())
     unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
-    colored = matplotlib.colormaps["viridis"](unit)[..., :3].astype(np.float32)
+    colored = matplotlib.colormaps[plots.ACTIVATION_CMAP](unit)[..., :3].astype(np.float32)
     big = plots.figure_png(plots.image_grid_figure([colored], cols=1, cell=3.0))
-    scale = f"{layer}, map {channel}: from {low:.2f} (dark) to {high:.2f} (bright)."
+    scale = f"{layer}, map {channel}: from {low:.2f} (dark purple) to {high:.2f} (yellow)."
     found = inspection.map_filter(model, layer, channel)
     if found is None:
         return big, scale, None, "No conv filter made this map: it pools the input image."
     averaged = f", averaged over its {found.in_channels} inputs" if found.in_channels > 1 else ""
     name = f"{found.layer_name} filter {channel}{averaged}"
-    small = plots.figure_png(plots.matrix_figure(found.weights, title=name, cell=0.6))
+    small = plots.figure_png(
+        plots.matrix_figure(found.weights, title=name, cell=0.6, kind="weights")
+    )
     if found.layer_name == layer:
         note = (
-            f"The weights of {name} (blue positive, red negative). Slid over its input, "
-            "they made this map."
+            f"The weights of {name}, drawn as on the Filters tab: mid-grey = 0, bright = "
+            "positive, dark = negative. Slid over its input, they made this map."
         )
     else:
         note = (
@@ -112,11 +121,15 @@ def explanation_png(
         cam_layer, cam = cam_choice, inspection.grad_cam(model, x, class_index, cam_choice)
     images = [
         as_rgb8(x),
-        inspection.overlay(x, saliency, HEAT_ALPHA),
-        inspection.overlay(x, cam, HEAT_ALPHA),
+        inspection.overlay(x, saliency, HEAT_ALPHA, plots.HEAT_CMAP),
+        inspection.overlay(x, cam, HEAT_ALPHA, plots.HEAT_CMAP),
     ]
     titles = ["input", f"saliency for {name}", f"Grad-CAM for {name}, {cam_layer}"]
-    figure = plots.image_grid_figure(images, titles, cols=3, cell=2.2)
+    label = (
+        "0 = no evidence, 1 = the strongest evidence in this image "
+        "(each map on its own scale, so even a faint one reaches 1)"
+    )
+    figure = plots.heatmaps_figure(images, titles, plots.HEAT_CMAP, label, cell=2.2)
     return plots.figure_png(figure), cam_layer, bool(cam.max() == 0)
 
 
@@ -150,7 +163,7 @@ def choose_epoch(key: str) -> int | None:
     return replay_slider(
         key, "inspect_epoch",
         "Every view below shows the model as it was after this epoch. Slide back to "
-        "epoch 1: the filters start as noise and take shape as the model learns.",
+        "0, before training: the filters start as noise and take shape as the model learns.",
     )  # fmt: skip
 
 
@@ -179,7 +192,7 @@ def choose_input(choice: trained.TrainedModel) -> tuple[str, np.ndarray] | None:
         )
     else:
         st.caption("Draw or upload an image on the Predict page to inspect it here.")
-    ds = load_chosen_dataset(choice.dataset)
+    ds = load_chosen_dataset(choice.dataset, choice.dataset_fingerprint)
     if ds is None:
         return None
     if tuple(ds.input_shape) != tuple(choice.input_shape):
@@ -248,6 +261,7 @@ def filters_view(choice: trained.TrainedModel, model, epoch: int | None) -> None
             )
             png = filters_png(choice.key, epoch, layer.name, mode, scale)
             show_png(png, f"{layer.name}-filters", f"png-filters-{layer.name}")
+            st.caption(FILTER_LEGENDS.get(mode, FILTER_LEGENDS["mean"]))
 
 
 def feature_maps_view(choice: trained.TrainedModel, model, epoch: int | None, x) -> None:
@@ -284,6 +298,7 @@ def feature_maps_view(choice: trained.TrainedModel, model, epoch: int | None, x)
             st.markdown(f"**{layer.name}** ({type(layer).__name__}): output {shape}")
             png = maps_png(choice.key, epoch, layer.name, x)
             show_png(png, f"{layer.name}-maps", f"png-maps-{layer.name}")
+            st.caption(f"Colours: {plots.LEGENDS['activation']}.")
 
 
 def saliency_view(choice: trained.TrainedModel, model, epoch: int | None, x, probs) -> None:
@@ -291,7 +306,8 @@ def saliency_view(choice: trained.TrainedModel, model, epoch: int | None, x, pro
         "Which pixels made the model say this? **Saliency** colours each pixel by how much "
         "a tiny change of it would change the class score: a sharp, pixel-level view. "
         "**Grad-CAM** weighs a conv layer's maps by how much they support the class: "
-        "a coarser view of *where* the evidence lies. Red is strong, blue is none."
+        "a coarser view of *where* the evidence lies. Colours: "
+        f"{plots.LEGENDS['heat']}, as the colour bar under the maps shows."
     )
     predicted = int(np.argmax(probs))
     names = choice.class_names
@@ -314,6 +330,8 @@ def saliency_view(choice: trained.TrainedModel, model, epoch: int | None, x, pro
     label = f"{names[index]} ({probs[index]:.1%})"
     png, cam_layer, cam_empty = explanation_png(choice.key, epoch, x, index, cam_choice, label)
     st.caption(f"Explaining {names[index]} (the model gives it {probs[index]:.1%}).")
+    if probs[index] < UNLIKELY:
+        st.warning(unlikely_note(names[index], float(probs[index])), icon=":material/info:")
     show_png(png, f"saliency-gradcam-{names[index]}", "png-explanation")
     why = (
         "weighted by their mean gradients, its maps add up to less than zero everywhere. "
@@ -330,6 +348,15 @@ def saliency_view(choice: trained.TrainedModel, model, epoch: int | None, x, pro
         "Try a class the model did not choose: its evidence often sits where the image "
         "differs from that class, say the gap that would close a 4 into a 9. An early "
         "Grad-CAM layer gives a finer but noisier map."
+    )
+
+
+def unlikely_note(name: str, probability: float) -> str:
+    """Why the maps of a class the model all but rules out must not be read as evidence."""
+    return (
+        f"The model gives {name} {probability:.1%}: it sees almost nothing of a {name} "
+        f"here. Each map is stretched to its own strongest value, so the heatmaps show what "
+        f"little speaks for {name}, not evidence the model believes."
     )
 
 

@@ -1,4 +1,4 @@
-"""Tests for cnn_core.convolution: the seed's worked example, and Keras as the reference."""
+"""Tests for cnn_core.convolution: the report's worked example, Keras as the reference."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 
 from cnn_core.convolution import (
     FILTERS,
-    SEED_IMAGE,
+    REPORT_IMAGE,
     convolve,
     max_pool,
+    out_of_range_cells,
     output_size,
     padding_for,
     parse_grid,
@@ -21,7 +22,7 @@ from cnn_core.convolution import (
     step_expression,
 )
 
-SEED_OUTPUT = [[-5, -4, 0, 8], [-10, -2, 2, 3], [0, -2, -4, -7], [-3, -2, -3, -16]]
+REPORT_OUTPUT = [[-5, -4, 0, 8], [-10, -2, 2, 3], [0, -2, -4, -7], [-3, -2, -3, -16]]
 
 
 def keras_conv(image: np.ndarray, kernel: np.ndarray, padding: str, stride: int) -> np.ndarray:
@@ -44,17 +45,17 @@ def keras_max_pool(image: np.ndarray, size: int, stride: int, padding: str) -> n
     return keras.ops.convert_to_numpy(out)[0, ..., 0]
 
 
-# ------------------------------------------------------------------------ the seed example
+# ---------------------------------------------------------------- the report's example
 
 
-def test_seed_example_gives_figure_13_exactly():
-    result = convolve(SEED_IMAGE, FILTERS["vertical"])
+def test_report_example_gives_figure_13_exactly():
+    result = convolve(REPORT_IMAGE, FILTERS["vertical"])
     assert result.output.dtype == np.int64
-    assert result.output.tolist() == SEED_OUTPUT
+    assert result.output.tolist() == REPORT_OUTPUT
 
 
-def test_seed_steps_match_figures_11_and_12():
-    result = convolve(SEED_IMAGE, FILTERS["vertical"])
+def test_report_steps_match_figures_11_and_12():
+    result = convolve(REPORT_IMAGE, FILTERS["vertical"])
     assert len(result.steps) == 16
     first, second = result.steps[0], result.steps[1]
     assert first.window.tolist() == [[3, 0, 1], [1, 5, 8], [2, 7, 2]]
@@ -64,10 +65,10 @@ def test_seed_steps_match_figures_11_and_12():
     assert second.total == -4
     assert step_expression(first, FILTERS["vertical"]).endswith("= -5")
     assert step_expression(first, FILTERS["vertical"]).startswith("3×1 + 0×0 + 1×(-1)")
-    assert [s.total for s in result.steps] == [v for row in SEED_OUTPUT for v in row]
+    assert [s.total for s in result.steps] == [v for row in REPORT_OUTPUT for v in row]
 
 
-def test_filters_are_the_seed_ones():
+def test_filters_are_the_report_ones():
     assert FILTERS["vertical"].tolist() == [[1, 0, -1]] * 3
     assert FILTERS["horizontal"].tolist() == [[1, 1, 1], [0, 0, 0], [-1, -1, -1]]
     assert FILTERS["sobel_vertical"].tolist() == [[1, 0, -1], [2, 0, -2], [1, 0, -1]]
@@ -76,8 +77,8 @@ def test_filters_are_the_seed_ones():
         assert (FILTERS[f"{name}_horizontal"] == FILTERS[f"{name}_vertical"].T).all()
 
 
-def test_seed_max_pool():
-    pooled = max_pool(np.array(SEED_OUTPUT))
+def test_report_max_pool():
+    pooled = max_pool(np.array(REPORT_OUTPUT))
     assert pooled.output.tolist() == [[-2, 8], [0, -3]]
     assert pooled.steps[1].argmax == (0, 1)
     assert pooled.steps[1].window.tolist() == [[0, 8], [2, 3]]
@@ -193,10 +194,29 @@ def test_parse_grid_messages_name_the_cell():
 
 def test_convolve_rejects_bad_input_with_a_message():
     with pytest.raises(ValueError, match="does not match"):
-        convolve(SEED_IMAGE, np.ones((3, 3, 2)))
+        convolve(REPORT_IMAGE, np.ones((3, 3, 2)))
     with pytest.raises(ValueError, match="NaN"):
         convolve(np.full((4, 4), np.nan), FILTERS["vertical"])
     with pytest.raises(ValueError, match="does not fit"):
         convolve(np.ones((2, 2)), FILTERS["vertical"])
     with pytest.raises(ValueError, match="Padding"):
-        convolve(SEED_IMAGE, FILTERS["vertical"], padding="full")
+        convolve(REPORT_IMAGE, FILTERS["vertical"], padding="full")
+
+
+# ------------------------------------------------------------------------ pixel range
+def test_out_of_range_cells_names_each_cell_and_the_range():
+    grid = np.array([[0, 300], [255, -4]])
+    assert out_of_range_cells(grid, "The input image", 0, 255) == [
+        "The input image, row 1, column 2 is 300, outside the range of a grey pixel, "
+        "0 (black) to 255 (white).",
+        "The input image, row 2, column 2 is -4.",
+    ]
+
+
+def test_out_of_range_cells_counts_the_rest():
+    grid = np.full((3, 3), 999.5)
+    found = out_of_range_cells(grid, "The image", 0, 255, limit=2)
+    assert len(found) == 3
+    assert "is 999.5" in found[0]
+    assert found[-1] == "7 more cells are outside it too."
+    assert out_of_range_cells(np.array([[0, 255]]), "x", 0, 255) == []

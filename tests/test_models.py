@@ -1,7 +1,7 @@
 """Tests for cnn_core.models: the zoo, the layer-list builder and the summaries.
 
 References: Keras itself (built shapes, ``count_params``, the printed ``model.summary()``)
-and the seeds' published parameter counts. Run alone with
+and the parameter counts the source documents publish (cnn_core.sources). Run alone with
 ``python -m pytest tests/test_models.py``; ``PYTHONPATH=. python tests/test_models.py``
 prints the parameter counts and a rough seconds-per-epoch estimate per zoo model instead.
 """
@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 
+from cnn_core import sources
 from cnn_core.models import (
     DEFAULT_CUSTOM_LAYERS,
     MAX_CUSTOM_PARAMS,
@@ -494,7 +495,11 @@ def test_registry_entries_describe_each_model():
         assert info.description.endswith("."), info.key
         assert info.optimizer in {"adam", "adamax", "sgd"}
         assert 0 < info.learning_rate < 1
-        assert info.key == "custom" or re.fullmatch(r"seed 00\d", info.seed)
+        # Each zoo model names the document it comes from by its title.
+        assert info.key == "custom" or info.source in sources.SOURCES, info.key
+        assert (info.citation == "") == (info.key == "custom"), info.key
+        if info.source:
+            assert sources.SOURCES[info.source].title in info.citation
     assert (MODELS["vgg_like_bn"].optimizer, MODELS["vgg_like_bn"].learning_rate) == (
         "adamax",
         3e-3,

@@ -122,13 +122,17 @@ def test_replay_shows_each_epoch_of_a_run(replay_run):
     key = f"run:{replay_run}"
     assert at.selectbox(key="inspect_model").value == key
     slider = at.select_slider(key=f"inspect_epoch-{key}")
-    assert slider.options == ["1", "2", "3"] and slider.value == 3
+    assert slider.options == ["0 (before training)", "1", "2", "3"] and slider.value == 3
     final = [tuple(img.value) for img in at.get("image")]
     slider.set_value(1).run()
     assert not at.exception
     first = [tuple(img.value) for img in at.get("image")]
     assert len(first) == len(final) == 2  # the input and the one conv layer's filters
     assert first[1] != final[1]  # the filters after epoch 1 are not the final ones
+    at.select_slider(key=f"inspect_epoch-{key}").set_value(0).run()
+    assert not at.exception
+    untrained = [tuple(img.value) for img in at.get("image")]
+    assert untrained[1] not in (first[1], final[1])  # the untrained filters, as initialised
 
 
 def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
@@ -137,3 +141,30 @@ def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
     at.select_slider(key=f"inspect_epoch-run:{replay_run}").set_value(1).run()
     assert not at.exception
     assert "cannot be loaded" in at.error[0].value
+
+
+def test_grad_cam_of_a_class_the_model_rules_out_says_so(lab_home):
+    """The maps of a class at 0.0% are stretched to full colour like any other: the page
+    says that the model all but rules the class out, and the figure carries a colour bar."""
+    from cnn_core import trained
+
+    probs = trained.load_trained(PRETRAINED).predict(one_stroke()[None], verbose=0)[0]
+    unlikely = int(np.argmin(probs))
+    assert probs[unlikely] < 0.01  # the shipped model is sure of its 1
+    at = open_page(
+        "inspect", inspect_tab="Saliency and Grad-CAM", inspect_input=("your drawing", one_stroke())
+    )
+    assert not at.warning  # the predicted class needs no such note
+    at.selectbox(key=f"inspect_class-{PRETRAINED}").set_value(unlikely).run()
+    assert not at.exception
+    warning = at.warning[0].value
+    assert f"The model gives {unlikely} {probs[unlikely]:.1%}" in warning
+    assert "what little speaks for" in warning
+    assert any("colour bar" in m.value for m in at.markdown)
+
+
+def test_weights_beside_a_map_use_the_filters_colours(lab_home):
+    at = open_page("inspect", inspect_tab="Feature maps")
+    note = next(c.value for c in at.caption if c.value.startswith("The weights of conv"))
+    assert "mid-grey = 0, bright = positive, dark = negative" in note
+    assert not any("blue positive" in c.value for c in at.caption)

@@ -36,7 +36,7 @@ def shown_sum(app: AppTest) -> str:
     return next(m.value for m in app.metric if m.label == "Sum of the products")
 
 
-def test_default_state_is_the_seed_example(at):
+def test_default_state_is_the_report_example(at):
     table = output_table(at)
     assert table.shape == (4, 4)
     assert table.iloc[0].tolist() == [-5, -4, 0, 8]
@@ -127,9 +127,71 @@ def test_empty_image_cell_shows_an_error(at):
     assert "The input image, row 5, column 6 is empty" in at.error[0].value
 
 
-def test_reset_brings_back_the_seed_image(at):
+def test_reset_brings_back_the_report_image(at):
     at.session_state["learn_image"] = edit({0: {"1": 9}})
     at.run()
     at.button(key="learn_reset").click().run()
     assert not at.exception
     assert output_table(at).iloc[0, 0] == -5
+
+
+def window_caption(app: AppTest) -> str:
+    return next(c.value for c in app.caption if c.value.startswith("Output row"))
+
+
+def test_play_moves_the_window_by_itself_and_pause_stops_it(at):
+    """While playing, each rerun of the window's fragment (Streamlit's timer triggers them
+    every PLAY_INTERVAL_S in the browser) moves the window one position on."""
+    assert window_caption(at) == "Output row 1, column 1."
+    at.toggle(key="learn_play").set_value(True).run()
+    assert window_caption(at) == "Output row 1, column 2."
+    assert shown_sum(at) == "-4"
+    at.run()
+    assert window_caption(at) == "Output row 1, column 3."
+    at.toggle(key="learn_play").set_value(False).run()
+    at.run()
+    assert window_caption(at) == "Output row 1, column 3."  # paused: it stays
+    assert at.slider(key="learn_step").value == 3
+
+
+def test_play_starts_again_after_the_last_position(at):
+    at.slider(key="learn_step").set_value(16).run()
+    at.toggle(key="learn_play").set_value(True).run()
+    assert window_caption(at) == "Output row 1, column 1."
+
+
+def test_play_survives_a_smaller_output(at):
+    at.slider(key="learn_step").set_value(16).run()
+    at.radio(key="learn_stride").set_value(2).run()  # 4 positions now
+    assert not at.exception
+    assert at.slider(key="learn_step").value == 4
+    at.toggle(key="learn_play").set_value(True).run()
+    assert window_caption(at) == "Output row 1, column 1."
+
+
+def test_a_pixel_outside_0_to_255_is_named_in_a_warning(at):
+    at.session_state["learn_image"] = edit({0: {"2": 300}, 5: {"6": -4}})
+    at.run()
+    assert not at.exception and not at.error
+    message = at.warning[0].value
+    assert "The input image, row 1, column 2 is 300" in message
+    assert "0 (black) to 255 (white)" in message
+    assert "row 6, column 6 is -4" in message
+    # It still computes with the number as typed: 3·1 + 300·0 ... unchanged first window.
+    assert output_table(at).iloc[0, 0] == -5
+    assert output_table(at).iloc[0, 1] == -4 + 300  # the window at column 2 adds 300·1
+
+
+def test_in_range_pixels_give_no_warning(at):
+    at.session_state["learn_image"] = edit({0: {"1": 255}, 1: {"1": 0}})
+    at.run()
+    assert not at.warning
+
+
+def test_the_image_editor_keeps_decimals(at):
+    """A whole-number column rounds what is typed in the browser; the image's is not one."""
+    editor = next(d for d in at.dataframe if d.editing_mode != "read_only")
+    assert all(dtype.kind == "f" for dtype in editor.value.dtypes)
+    at.session_state["learn_image"] = edit({0: {"1": 2.5}})
+    at.run()
+    assert output_table(at).iloc[0, 0] == -5.5  # 2.5·1 instead of 3·1

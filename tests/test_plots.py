@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 
+import matplotlib.text
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -77,12 +78,71 @@ CASES = {
     ),
     "matrix non-negative": lambda: matrix_figure(np.arange(36).reshape(6, 6) / 7),
     "matrix with -inf": lambda: matrix_figure(np.array([[1.0, -np.inf], [2.0, 3.0]])),
+    # Inspect's weights beside a feature map: a 3×3 filter under a long title.
+    "matrix 3x3 long title": lambda: matrix_figure(
+        RNG.normal(size=(3, 3)), "conv2 filter 7, averaged over its 32 inputs", cell=0.6
+    ),
+    "matrix 1x1 long title": lambda: matrix_figure(np.array([[0]]), "Pooled output"),
+    "heatmaps with a colour bar": lambda: plots.heatmaps_figure(
+        [RNG.uniform(size=(28, 28, 3))] * 3,
+        ["input", "saliency for 7 (0.0%)", "Grad-CAM for 7 (0.0%), conv3"],
+        "jet",
+        "evidence, 0 = none, 1 = the strongest in this image",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_figures_render_to_png(name):
     check_png(CASES[name](), min_side=80)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_no_text_is_cut_off_at_the_figure_edge(name):
+    """Every title, label and number lies inside the canvas (a title once read "ilter 7,
+    averaged over its 32": both ends fell outside a filter's narrow figure)."""
+    fig = CASES[name]()
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    drawn = fig.get_tightbbox(renderer)  # in inches: everything drawn, text included
+    tolerance = 0.5 / fig.dpi
+    inside = drawn.x0 >= -tolerance and drawn.y0 >= -tolerance
+    width, height = fig.get_size_inches()
+    assert inside and drawn.x1 <= width + tolerance and drawn.y1 <= height + tolerance, (
+        [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()],
+        drawn.bounds,
+        (width, height),
+    )
+
+
+def test_a_map_drawn_on_the_scale_of_the_map_it_comes_from():
+    """A pooled 1×1 map of 0 (the Learn page with stride 2) is drawn in the colour of a 0
+    of the convolution output beside it, not black."""
+    output = np.array([[-5, 0], [0, -4]])
+    conv_fig = matrix_figure(output, "Convolution output")
+    pooled_fig = matrix_figure(np.array([[0]]), "Pooled", value_range=plots.colour_range(output))
+    conv_zero = conv_fig.axes[0].images[0].to_rgba(0.0)
+    assert pooled_fig.axes[0].images[0].to_rgba(0.0) == conv_zero
+    assert min(conv_zero[:3]) > 0.9  # a diverging map: zero is white
+
+
+def test_one_colour_map_per_quantity():
+    """Weights are mid-grey at 0 on every page (Inspect's filters and its weights beside a
+    map, the Learn page's filter), whatever their signs."""
+    positive = matrix_figure(np.array([[1, 2], [3, 4]]), kind="weights")
+    signed = matrix_figure(np.array([[1, 0], [-1, 2]]), kind="weights")
+    for fig in (positive, signed):
+        image = fig.axes[0].images[0]
+        assert image.get_cmap().name == plots.WEIGHTS_CMAP
+        assert image.norm.vmin == -image.norm.vmax  # 0 sits in the middle: mid-grey
+    signed_sum = matrix_figure(np.array([[3, 0], [1, 2]]), kind="signed")
+    assert signed_sum.axes[0].images[0].get_cmap().name == plots.SIGNED_CMAP
+
+
+def test_heatmaps_have_a_labelled_colour_bar():
+    fig = plots.heatmaps_figure([RNG.uniform(size=(8, 8, 3))], ["input"], "jet", "evidence")
+    labels = [ax.get_xlabel() for ax in fig.axes]
+    assert "evidence" in labels  # the colour bar's axes, labelled
 
 
 def test_no_pyplot_state():
