@@ -6,6 +6,7 @@
     python -m cnn_core stop RUN_ID
     python -m cnn_core resume RUN_ID --wait
     python -m cnn_core datasets
+    python -m cnn_core datasets delete flowers
     python -m cnn_core download fashion_mnist
 
 User errors print one line on stderr and exit with code 1, never a traceback.
@@ -154,11 +155,26 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from cnn_core import datasets
 
+    if args.action == "delete":
+        return _delete_dataset(args.name)
     for name in datasets.list_datasets():
         print(f"{name}: {datasets.dataset_title(name)}")
         for s in datasets.dataset_status(name):
             mark = "ready  " if s.available else "missing"
             print(f"  [{mark}] {s.source}: {s.description} ({s.detail})")
+    return EXIT_OK
+
+
+def _delete_dataset(name: str | None) -> int:
+    from cnn_core import datasets, owndata
+
+    if not name:
+        raise CliError("Name the dataset to delete: python -m cnn_core datasets delete NAME.")
+    title = datasets.dataset_title(datasets.USER_PREFIX + datasets.user_slug(name))
+    used = owndata.delete_dataset(name)
+    print(f"Deleted {title}.")
+    if used:
+        print(f"Runs that trained on it (their evaluation now says it is gone): {', '.join(used)}")
     return EXIT_OK
 
 
@@ -224,9 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="follow progress until the end")
     p.set_defaults(func=cmd_resume)
     sub.add_parser("runs", help="a table of all runs").set_defaults(func=cmd_runs)
-    sub.add_parser("datasets", help="each dataset's sources and availability").set_defaults(
-        func=cmd_datasets
-    )
+    p = sub.add_parser("datasets", help="each dataset's sources and availability; "
+                       "`datasets delete NAME` deletes an imported one")  # fmt: skip
+    p.add_argument("action", nargs="?", choices=["list", "delete"], default="list")
+    p.add_argument("name", nargs="?", help="the imported dataset to delete, e.g. flowers")
+    p.set_defaults(func=cmd_datasets)
     p = sub.add_parser("download", help="download a dataset's official files")
     p.add_argument("dataset")
     p.set_defaults(func=cmd_download)

@@ -10,6 +10,8 @@ Images are uint8 arrays shaped (N, H, W, C); labels are int64 arrays shaped (N,)
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
@@ -18,10 +20,11 @@ import os
 import pickle
 import re
 import tarfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +89,7 @@ class Dataset:
         source_description: one sentence on the provenance, for the app.
         ink_on_dark: True when objects are light on a black background (MNIST-style),
             so uploads of dark-on-light pictures must be inverted.
+        fingerprint: a saved user dataset's version (see `fingerprint`); None otherwise.
     """
 
     name: str
@@ -98,6 +102,7 @@ class Dataset:
     source: str
     source_description: str
     ink_on_dark: bool = False
+    fingerprint: str | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -597,46 +602,332 @@ def download_dataset(name: str, progress: ProgressFn | None = None) -> Path:
 
 
 # ---------------------------------------------------------------- the user's own datasets
+#
+# A saved dataset is one file, datasets/<slug>.npz, written once (temp file + os.replace)
+# and never changed in place while a run trained on it: a second import under a taken name
+# is refused unless the caller asks to replace it, and replacing is refused while any run
+# used that version. Each file holds its fingerprint (SHA-256 of the arrays and the class
+# names), so a run can record the exact images it trained on and check them later.
+
+MAX_SLUG_LENGTH = 40
+USER_LOCK = ".lock"
+
+
+class DatasetExists(DatasetError):
+    """A user dataset of that name holds other images; replace it or choose another name."""
+
+
+class DatasetInUse(DatasetError):
+    """The user dataset cannot be replaced or deleted: runs trained or train on it."""
+
+
+class DatasetGone(DatasetUnavailable):
+    """The images a run trained on were replaced or deleted since."""
+
+
+@dataclass(frozen=True)
+class UserDatasetInfo:
+    """What the Data page and the CLI show about a saved user dataset, read from its meta.
+
+    Attributes:
+        key: the registry key, "user:<slug>".
+        slug: the name in the key, e.g. "cats-and-dogs-2".
+        fingerprint: SHA-256 (hex) of the arrays and class names; the dataset's version.
+        imported: Unix time of the import (None for files saved by older versions).
+        train_count, test_count: images in each split.
+        class_names: one name per label.
+    """
+
+    key: str
+    slug: str
+    fingerprint: str
+    imported: float | None
+    train_count: int
+    test_count: int
+    class_names: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return dataset_title(self.key)
 
 
 def _slug(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9_-]+", "-", name.strip().lower()).strip("-_")[:40]
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.strip().lower()).strip("-_")[:MAX_SLUG_LENGTH]
     if not slug:
         raise DatasetError(f"{name!r} cannot name a dataset: use letters, digits, - or _.")
     return slug
 
 
+def user_slug(name_or_key: str) -> str:
+    """The slug a name (or a "user:" key) is saved under, e.g. "My Photos" -> "my-photos".
+
+    Raises:
+        DatasetError: the name has no letter or digit to keep.
+    """
+    if name_or_key.startswith(USER_PREFIX):
+        name_or_key = name_or_key[len(USER_PREFIX) :]
+    return _slug(name_or_key)
+
+
+def _user_dir() -> Path:
+    return paths.lab_home() / "datasets"
+
+
 def _user_dataset_path(name: str) -> Path:
-    return paths.lab_home() / "datasets" / f"{_slug(name)}.npz"
+    return _user_dir() / f"{user_slug(name)}.npz"
 
 
 def list_user_datasets() -> list[str]:
-    """Names of the user's saved datasets."""
-    folder = paths.lab_home() / "datasets"
+    """Slugs of the user's saved datasets (their keys are "user:<slug>")."""
+    folder = _user_dir()
     return sorted(p.stem for p in folder.glob("*.npz")) if folder.is_dir() else []
 
 
-def save_user_dataset(dataset: Dataset, name: str) -> str:
+def unique_user_name(name: str) -> str:
+    """The slug of name if no saved dataset has it, else name-2, name-3, … the first free."""
+    base = user_slug(name)
+    taken = set(list_user_datasets())
+    if base not in taken:
+        return base
+    counter = 2
+    while True:
+        suffix = f"-{counter}"
+        candidate = base[: MAX_SLUG_LENGTH - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+        counter += 1
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """The version of a dataset's content: SHA-256 of its four arrays and its class names.
+
+    The same images, split and labels in the same order give the same fingerprint on every
+    machine; one changed pixel, label or class name gives another.
+    """
+    digest = hashlib.sha256()
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        array = getattr(dataset, key)
+        array = np.ascontiguousarray(array, dtype=np.int64 if key[0] == "y" else np.uint8)
+        # Shape and type go in too: the same bytes reshaped are other images.
+        digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    digest.update(json.dumps(list(dataset.class_names)).encode())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _user_lock() -> Iterator[None]:
+    """One writer at a time in the datasets folder: check-then-write stays atomic when two
+    students save under the same name at the same moment."""
+    folder = _user_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / USER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _read_meta(path: Path) -> dict:
+    """The meta record of a saved dataset; reads only that member of the npz."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return json.loads(str(f["meta"]))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DatasetError(
+            f"{path}: the saved dataset is damaged ({exc}). Import it again."
+        ) from exc
+
+
+def user_dataset_info(name: str) -> UserDatasetInfo:
+    """The facts of a saved user dataset, without reading its images when it can.
+
+    Raises:
+        DatasetUnavailable: no saved dataset has that name.
+        DatasetError: the file is damaged.
+    """
+    path = _user_dataset_path(name)
+    if not path.is_file():
+        raise DatasetUnavailable(
+            f"No saved dataset named {user_slug(name)!r}. Import it on the Data page first."
+        )
+    meta = _read_meta(path)
+    if not {"fingerprint", "train_count", "test_count", "class_names"} <= set(meta):
+        # Saved before datasets had versions: read it once to work the facts out.
+        ds = load_user_dataset(name)
+        meta = {**meta, "fingerprint": fingerprint(ds), "train_count": len(ds.y_train),
+                "test_count": len(ds.y_test), "class_names": list(ds.class_names)}  # fmt: skip
+    return UserDatasetInfo(
+        key=USER_PREFIX + path.stem,
+        slug=path.stem,
+        fingerprint=str(meta["fingerprint"]),
+        imported=meta.get("imported"),
+        train_count=int(meta["train_count"]),
+        test_count=int(meta["test_count"]),
+        class_names=tuple(str(c) for c in meta["class_names"]),
+    )
+
+
+def dataset_fingerprint(name: str) -> str | None:
+    """The version a run on this dataset trains on now: a user dataset's fingerprint, or
+    None for the built-in datasets (an import never replaces those)."""
+    if not name.startswith(USER_PREFIX):
+        return None
+    return user_dataset_info(name).fingerprint
+
+
+def dataset_version(name: str) -> str:
+    """A cheap token that changes whenever load_dataset(name) would return other data, for
+    cache keys: the file's identity for a user dataset (every save is a new file), the
+    source in use for a built-in one (a download switches it)."""
+    if name.startswith(USER_PREFIX):
+        try:
+            st = _user_dataset_path(name).stat()
+        except (OSError, DatasetError):
+            return "missing"
+        return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+    source = active_source(name)
+    return source.source if source else "missing"
+
+
+def runs_using(name: str, fingerprint: str | None = None) -> list:
+    """The runs (runs.RunInfo, newest first) that trained or train on a user dataset.
+
+    Args:
+        name: a "user:" key or a slug.
+        fingerprint: only runs on this version; None: on any version. Runs made before
+            runs recorded a version count as using every version, to be safe.
+    """
+    from cnn_core import runs  # lazy: runs needs this module, not the other way round
+
+    key = USER_PREFIX + user_slug(name)
+    return [
+        r
+        for r in runs.list_runs()
+        if r.config.dataset == key
+        and (fingerprint is None or r.config.dataset_fingerprint in (None, fingerprint))
+    ]
+
+
+def run_label(run_info) -> str:
+    """The "run id (its name)" of a runs.RunInfo, naming the dataset by its title."""
+    cfg = run_info.config
+    return f"{run_info.id} ({cfg.name or f'{cfg.model} on {dataset_title(cfg.dataset)}'})"
+
+
+def run_labels(run_infos: list) -> str:
+    """run_label of each run, comma-separated, for messages."""
+    return ", ".join(run_label(r) for r in run_infos)
+
+
+def _write_user_dataset(dataset: Dataset, path: Path, digest: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    meta = {
+        "source_description": dataset.source_description,
+        "fingerprint": digest,
+        "imported": time.time(),
+        "train_count": len(dataset.y_train),
+        "test_count": len(dataset.y_test),
+        "class_names": list(dataset.class_names),
+    }
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                x_train=dataset.x_train,
+                y_train=dataset.y_train,
+                x_test=dataset.x_test,
+                y_test=dataset.y_test,
+                class_names=np.array(dataset.class_names, dtype=str),
+                meta=np.array(json.dumps(meta)),
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_user_dataset(dataset: Dataset, name: str, *, replace: bool = False) -> str:
     """Save an imported dataset under the lab home so training workers can load it by name.
+
+    Saving the same images again under their name changes nothing. Other images under a
+    taken name are refused unless replace is True, and replacing is refused while a run
+    (of any state) trained on the saved version, as its evaluation needs those images.
+
+    Args:
+        dataset: the images, e.g. from owndata.import_images.
+        name: the dataset's name; it is saved under its slug ("My Photos" -> "my-photos").
+        replace: overwrite a saved dataset of that name that no run used.
 
     Returns:
         The registry key, "user:<slug>".
+
+    Raises:
+        DatasetExists: the name is taken and replace is False.
+        DatasetInUse: replace is True but runs used the saved version.
+        DatasetError: the name has no letter or digit.
     """
     path = _user_dataset_path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(
-            f,
-            x_train=dataset.x_train,
-            y_train=dataset.y_train,
-            x_test=dataset.x_test,
-            y_test=dataset.y_test,
-            class_names=np.array(dataset.class_names, dtype=str),
-            meta=np.array(json.dumps({"source_description": dataset.source_description})),
-        )
-    os.replace(tmp, path)
+    key = USER_PREFIX + path.stem
+    digest = fingerprint(dataset)
+    with _user_lock():
+        if path.is_file():
+            old = user_dataset_info(key)
+            if old.fingerprint == digest:
+                return key
+            if not replace:
+                raise DatasetExists(
+                    f"A dataset named {path.stem!r} already exists with other images. "
+                    f"Replace it, or save these as {unique_user_name(path.stem)!r}."
+                )
+            users = runs_using(key, old.fingerprint)
+            if users:
+                raise DatasetInUse(
+                    f"{dataset_title(key)} cannot be replaced: {len(users)} run(s) trained on "
+                    f"it ({run_labels(users)}) and their evaluation needs those images. Save "
+                    f"the new images as {unique_user_name(path.stem)!r} instead."
+                )
+        _write_user_dataset(dataset, path, digest)
+    return key
+
+
+def save_user_dataset_as_new(dataset: Dataset, name: str) -> str:
+    """Save under name, or under name-2, name-3, … when taken: never replaces anything.
+
+    Returns:
+        The registry key it was saved under.
+    """
+    with _user_lock():
+        path = _user_dir() / f"{unique_user_name(name)}.npz"
+        _write_user_dataset(dataset, path, fingerprint(dataset))
     return USER_PREFIX + path.stem
+
+
+def delete_user_dataset(name: str) -> list:
+    """Delete a saved user dataset, unless a run that trains on it is queued or running.
+
+    Returns:
+        The runs (runs.RunInfo) that trained on it: their evaluation now says the images
+        are gone.
+
+    Raises:
+        DatasetUnavailable: no saved dataset has that name.
+        DatasetInUse: a run on it is still active; stop it first.
+    """
+    path = _user_dataset_path(name)
+    key = USER_PREFIX + path.stem
+    with _user_lock():
+        if not path.is_file():
+            raise DatasetUnavailable(f"No saved dataset named {path.stem!r}; nothing was deleted.")
+        users = runs_using(key)
+        active = [r for r in users if r.status.active]
+        if active:
+            raise DatasetInUse(
+                f"{dataset_title(key)} cannot be deleted while {run_labels(active)} trains on "
+                "it. Stop that run first, or wait until it ends."
+            )
+        path.unlink()
+    return users
 
 
 def load_user_dataset(name: str) -> Dataset:
@@ -644,7 +935,7 @@ def load_user_dataset(name: str) -> Dataset:
     path = _user_dataset_path(name)
     if not path.is_file():
         raise DatasetUnavailable(
-            f"No saved dataset named {name!r}. Import it on the Data page first."
+            f"No saved dataset named {user_slug(name)!r}. Import it on the Data page first."
         )
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -654,9 +945,10 @@ def load_user_dataset(name: str) -> Dataset:
         raise DatasetError(
             f"{path}: the saved dataset is damaged ({exc}). Import it again."
         ) from exc
+    key = USER_PREFIX + path.stem
     return Dataset(
-        name=USER_PREFIX + path.stem,
-        title=dataset_title(USER_PREFIX + path.stem),
+        name=key,
+        title=dataset_title(key),
         x_train=arrays["x_train"],
         y_train=arrays["y_train"].astype(np.int64),
         x_test=arrays["x_test"],
@@ -664,7 +956,43 @@ def load_user_dataset(name: str) -> Dataset:
         class_names=tuple(str(c) for c in arrays["class_names"]),
         source="user",
         source_description=meta.get("source_description", "your own images"),
+        fingerprint=meta.get("fingerprint"),
     )
+
+
+def load_dataset_version(
+    name: str, fingerprint_wanted: str | None, *, source: str | None = None
+) -> Dataset:
+    """Load a dataset as a run trained on it: the same version, or a plain error.
+
+    Args:
+        name: a registry key.
+        fingerprint_wanted: the fingerprint the run recorded; None (a built-in dataset, or
+            a run made before runs recorded one) loads whatever the name holds now.
+        source: as for load_dataset.
+
+    Raises:
+        DatasetGone: the run's images were deleted, or replaced by other images.
+        DatasetError: as load_dataset.
+    """
+    if fingerprint_wanted is None or not name.startswith(USER_PREFIX):
+        return load_dataset(name, source=source)
+    title = dataset_title(name)
+    try:
+        info = user_dataset_info(name)
+    except DatasetUnavailable as exc:
+        raise DatasetGone(
+            f"The images this run trained on ({title}) were deleted. Importing the same zip "
+            f"again as {user_slug(name)!r}, with the same image size and colour setting, "
+            "brings them back."
+        ) from exc
+    if info.fingerprint != fingerprint_wanted:
+        raise DatasetGone(
+            f"The images this run trained on were replaced: {title} now holds other images "
+            f"({info.train_count + info.test_count:,} in {len(info.class_names)} classes), "
+            "which this run cannot use. Train a new run on them instead."
+        )
+    return load_dataset(name, source=source)
 
 
 # ---------------------------------------------------------------- facts for the Data page

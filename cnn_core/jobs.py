@@ -15,6 +15,7 @@ Queued workers import neither TensorFlow nor Keras: a long queue costs little me
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import signal
@@ -80,7 +81,11 @@ def start_run(
         runs.ConfigError: the config is invalid; the message says what to fix.
         runs.RunError: the runs folder is unwritable or full.
     """
+    from cnn_core import datasets  # lazy: numpy and sklearn, and validate_config loads it
+
     cfg = runs.validate_config(cfg, train_size=train_size, input_shape=input_shape)
+    # The exact images it trains on, so Evaluate and Predict use those or say they are gone.
+    cfg = dataclasses.replace(cfg, dataset_fingerprint=datasets.dataset_fingerprint(cfg.dataset))
     run_id = runs.create_run(cfg)
     spawn_worker(run_id)
     return run_id

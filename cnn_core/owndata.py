@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from sklearn.model_selection import train_test_split
 
+from cnn_core import datasets
 from cnn_core.datasets import SPLIT_SEED, Dataset, DatasetError
 from cnn_core.preprocess import ImageRejected, decode_image
 
@@ -114,15 +115,41 @@ def extract_zip(zip_path: Path, dest: Path, report: ImportReport) -> None:
                     out.write(chunk)
 
 
-def _class_root(folder: Path) -> Path:
-    """Skip single wrapper folders, as zips made by "compress folder" have one."""
+def _visible(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+
+
+def _class_root(folder: Path) -> tuple[Path, bool]:
+    """Skip single wrapper folders, as zips made by "compress folder" have one.
+
+    Returns:
+        The folder holding the class folders, and whether a wrapper was skipped.
+    """
+    skipped = False
     while True:
-        entries = [p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+        entries = _visible(folder)
         dirs = [p for p in entries if p.is_dir()]
         if len(dirs) == 1 and len(entries) == 1:
-            folder = dirs[0]
+            folder, skipped = dirs[0], True
         else:
-            return folder
+            return folder, skipped
+
+
+def _too_few_classes(root: Path, classes: list[str], skipped_wrapper: bool) -> str:
+    """Why a folder cannot make a classifier's dataset, and how to fix it."""
+    fix = (
+        "A classifier needs at least two classes: put each class's images in its own "
+        "sub-folder (e.g. cats/ and dogs/) and zip those folders together."
+    )
+    if classes:
+        return f"Found one class only ({classes[0]}). {fix}"
+    has_images = any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in _visible(root))
+    if has_images and skipped_wrapper:
+        # One folder of images: "compress folder" on a single class.
+        return f"Found one class only ({root.name}). {fix}"
+    if has_images:
+        return f"The images are not in class folders. {fix}"
+    return f"Found no class folders and no images. {fix}"
 
 
 def _to_array(image: Image.Image, size: int, grayscale: bool) -> np.ndarray:
@@ -148,15 +175,10 @@ def read_image_folder(
     report = report or ImportReport()
     if not 8 <= image_size <= 128:
         raise DatasetError(f"Image size {image_size} is out of range: choose 8 to 128 pixels.")
-    root = _class_root(root)
-    classes = sorted(
-        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))
-    )
+    root, skipped_wrapper = _class_root(root)
+    classes = sorted(p.name for p in _visible(root) if p.is_dir())
     if len(classes) < 2:
-        raise DatasetError(
-            f"Found {len(classes)} class folder(s) ({', '.join(classes) or 'none'}); a classifier "
-            "needs at least 2. Put each class's images in its own sub-folder."
-        )
+        raise DatasetError(_too_few_classes(root, classes, skipped_wrapper))
     images, labels = [], []
     for label, name in enumerate(classes):
         count = 0
@@ -261,3 +283,138 @@ def import_images(
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return split_dataset(name, x, y, classes, test_fraction=test_fraction), report
+
+
+# ---------------------------------------------------------------- uploads and their names
+
+DEFAULT_NAME = "my-images"
+FALLBACK_FILE_NAME = "upload.zip"
+MAX_FILE_NAME = 200
+NEW, REPLACE, KEEP_BOTH = "new", "replace", "keep-both"
+
+
+def _safe_file_name(filename: str) -> str:
+    """The uploaded file's own base name, safe to create in a temporary folder."""
+    base = PurePosixPath(filename.replace("\\", "/")).name[:MAX_FILE_NAME]
+    return base if base not in ("", ".", "..") and "\0" not in base else FALLBACK_FILE_NAME
+
+
+def default_name(filename: str) -> str:
+    """A free dataset name from a zip's file name: "Cats and Dogs.zip" -> "cats-and-dogs",
+    or "cats-and-dogs-2" when that is taken, so two students never collide."""
+    stem = PurePosixPath(_safe_file_name(filename)).stem
+    try:
+        base = datasets.user_slug(stem)
+    except DatasetError:  # a name of punctuation only
+        base = DEFAULT_NAME
+    return datasets.unique_user_name(base)
+
+
+def import_upload(
+    data: bytes,
+    filename: str,
+    name: str,
+    *,
+    image_size: int = 32,
+    grayscale: bool = False,
+    test_fraction: float = 0.2,
+) -> tuple[Dataset, ImportReport]:
+    """Import an uploaded zip (its bytes and the file name the browser gave) as a Dataset.
+
+    Error messages name the file as the user knows it, not a temporary name.
+
+    Raises:
+        DatasetError: as import_images.
+    """
+    with tempfile.TemporaryDirectory(prefix="cnn-lab-upload-") as tmp:
+        path = Path(tmp) / _safe_file_name(filename)
+        path.write_bytes(data)
+        return import_images(
+            path, name, image_size=image_size, grayscale=grayscale, test_fraction=test_fraction
+        )
+
+
+@dataclass(frozen=True)
+class NameChoice:
+    """What saving a dataset under a name would do, so the page can ask before it saves.
+
+    Attributes:
+        slug: the name asked for, as it is saved ("My Photos" -> "my-photos").
+        existing: the saved dataset of that name, or None when the name is free.
+        same_images: that dataset holds these very images (saving changes nothing).
+        users: the runs that trained on the saved version ("id (name)"); while there are
+            any, it cannot be replaced.
+        keep_both_slug: the free name that "keep both" saves the new images under.
+    """
+
+    slug: str
+    existing: datasets.UserDatasetInfo | None
+    same_images: bool
+    users: tuple[str, ...]
+    keep_both_slug: str
+
+    @property
+    def taken(self) -> bool:
+        """Another dataset has this name: saving must replace it or keep both."""
+        return self.existing is not None and not self.same_images
+
+    @property
+    def can_replace(self) -> bool:
+        return self.taken and not self.users
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The ways to save that are allowed: NEW alone when the name is free."""
+        if not self.taken:
+            return (NEW,)
+        return (REPLACE, KEEP_BOTH) if self.can_replace else (KEEP_BOTH,)
+
+
+def name_choice(dataset: Dataset, name: str) -> NameChoice:
+    """Whether name is free for dataset, and if not, whether it may be replaced.
+
+    Raises:
+        DatasetError: the name has no letter or digit, or the saved file is damaged.
+    """
+    slug = datasets.user_slug(name)
+    try:
+        existing = datasets.user_dataset_info(slug)
+    except datasets.DatasetUnavailable:
+        return NameChoice(slug, None, False, (), slug)
+    same = existing.fingerprint == datasets.fingerprint(dataset)
+    users = datasets.runs_using(slug, existing.fingerprint)
+    labels = tuple(datasets.run_label(r) for r in users)
+    return NameChoice(slug, existing, same, labels, datasets.unique_user_name(slug))
+
+
+def save_import(dataset: Dataset, name: str, how: str) -> str:
+    """Save an imported dataset the way the user chose.
+
+    Args:
+        dataset: the imported images.
+        name: the name asked for.
+        how: NEW (the name must be free, or hold these very images), REPLACE (allowed only
+            while no run used the saved version) or KEEP_BOTH (saved under name-2, …).
+
+    Returns:
+        The registry key it was saved under.
+
+    Raises:
+        DatasetExists: NEW, but the name was taken meanwhile; ask again.
+        DatasetInUse: REPLACE, but a run used the saved version.
+        DatasetError: an unknown how, or a name without a letter or digit.
+    """
+    if how == KEEP_BOTH:
+        return datasets.save_user_dataset_as_new(dataset, name)
+    if how in (NEW, REPLACE):
+        return datasets.save_user_dataset(dataset, name, replace=how == REPLACE)
+    raise DatasetError(f"Unknown way to save {how!r}: choose {NEW}, {REPLACE} or {KEEP_BOTH}.")
+
+
+def delete_dataset(name: str) -> list[str]:
+    """Delete a saved user dataset (see datasets.delete_user_dataset).
+
+    Returns:
+        "id (name)" of each run that trained on it; their evaluation now says so.
+    """
+    return [datasets.run_label(r) for r in datasets.delete_user_dataset(name)]

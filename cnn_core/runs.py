@@ -115,6 +115,9 @@ class RunConfig:
     name: str = ""  # display name; "" = "<model> on <dataset>"
     dataset: str = "mnist"  # a key of datasets.list_datasets(), e.g. "user:flowers"
     dataset_source: str | None = None  # None = the first ready source, e.g. "embedded"
+    # The version of a user dataset the run trains on (datasets.fingerprint), set by
+    # jobs.start_run; the worker, Evaluate and Predict refuse other images under that name.
+    dataset_fingerprint: str | None = None
     model: str = "simple_convnet"  # a key of models.MODELS
     layers: list[dict[str, Any]] | None = None  # the layer list, for model "custom" only
     optimizer: str | None = None  # "adam" | "adamax" | "sgd"; None = the model's choice

@@ -29,6 +29,10 @@ META = "run.json"
 WEIGHTS = "model.weights.h5"
 METRICS = "metrics.jsonl"
 MEMBERS = {META, WEIGHTS, METRICS}
+SHARED_RUN_IS = (
+    'a shared run is the .cnnlab.zip that "Share" downloads for a finished run on the Train '
+    f"page, and it holds only {META}, {WEIGHTS} and {METRICS}"
+)
 MAX_BYTES = 200 * 1024 * 1024  # vgg_like_bn's weights are ~27 MB; leave room for larger stacks
 
 
@@ -79,14 +83,15 @@ def _read_members(data: bytes) -> dict[str, bytes]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
-        raise SharingError("This is not a run exported by CNN Lab (not a zip file).") from exc
+        raise SharingError(
+            f"This file is not a shared CNN Lab run (not a zip file): {SHARED_RUN_IS}."
+        ) from exc
     with archive:
         names = {i.filename for i in archive.infolist()}
         if not {META, WEIGHTS} <= names or names - MEMBERS:
-            raise SharingError(
-                f"This zip is not a CNN Lab run: it must hold exactly {META}, {WEIGHTS} and "
-                f"optionally {METRICS}, but holds {', '.join(sorted(names)) or 'nothing'}."
-            )
+            # One sentence, not the file list: a zip of photos would fill the screen.
+            count = f"{len(names):,} file{'s' if len(names) != 1 else ''}"
+            raise SharingError(f"This zip ({count}) is not a shared CNN Lab run: {SHARED_RUN_IS}.")
         if sum(i.file_size for i in archive.infolist()) > MAX_BYTES:
             raise SharingError("The run unpacks to more than the size limit; it was not imported.")
         return {name: archive.read(name) for name in names}

@@ -31,6 +31,7 @@ class TrainedModel:
     class_names: tuple[str, ...]
     ink_on_dark: bool
     test_accuracy: float | None
+    dataset_fingerprint: str | None = None  # the version of a user dataset a run trained on
 
 
 def _from_pretrained(info: pretrained.Pretrained) -> TrainedModel:
@@ -73,6 +74,7 @@ def _finished_runs(dataset: str | None) -> list[TrainedModel]:
                 class_names=meta[1],
                 ink_on_dark=meta[2],
                 test_accuracy=info.test_accuracy,
+                dataset_fingerprint=cfg.dataset_fingerprint,
             )
         )
     return out
@@ -86,7 +88,9 @@ def _run_meta(run_id: str) -> tuple[tuple[int, int, int], tuple[str, ...], bool]
     if shape and names:
         return tuple(shape), tuple(names), bool(evaluation.get("ink_on_dark", False))
     try:  # older runs: ask the dataset (cheap for the built-in ones: no pixels are kept)
-        ds = datasets.load_dataset(cfg.dataset, source=cfg.dataset_source)
+        ds = datasets.load_dataset_version(
+            cfg.dataset, cfg.dataset_fingerprint, source=cfg.dataset_source
+        )
     except datasets.DatasetError:
         return None
     return ds.input_shape, ds.class_names, ds.ink_on_dark

@@ -623,7 +623,9 @@ def train_run(run_id: str) -> int:
         if cfg.mixed_precision:
             keras.mixed_precision.set_dtype_policy(MIXED_POLICY)
         keras.utils.set_random_seed(cfg.seed)
-        data = datasets.load_dataset(cfg.dataset, source=cfg.dataset_source)
+        data = datasets.load_dataset_version(
+            cfg.dataset, cfg.dataset_fingerprint, source=cfg.dataset_source
+        )
         cfg = runs.validate_config(cfg, train_size=len(data.x_train), input_shape=data.input_shape)
         return _fit(run_id, cfg, data)
     except Exception as exc:  # any failure must reach status.json, never die silently

@@ -18,9 +18,17 @@ _this_run = threading.local()
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def cached_dataset(name: str) -> datasets.Dataset:
-    """One read-only copy of a dataset shared by every session."""
-    return datasets.load_dataset(name)
+def _dataset_copy(name: str, version: str, fingerprint: str | None) -> datasets.Dataset:
+    return datasets.load_dataset_version(name, fingerprint)
+
+
+def cached_dataset(name: str, fingerprint: str | None = None) -> datasets.Dataset:
+    """One read-only copy of a dataset shared by every session.
+
+    Keyed by the dataset's version too, so a re-import or a download is seen at once.
+    With a run's fingerprint it is the exact images that run trained on, or DatasetGone.
+    """
+    return _dataset_copy(name, datasets.dataset_version(name), fingerprint)
 
 
 def dataset_label(name: str) -> str:
@@ -50,10 +58,11 @@ def show_chosen_model() -> None:
         line.caption(f"Model: {st.session_state[CHOSEN_MODEL_LABEL]}")
 
 
-def load_chosen_dataset(name: str) -> datasets.Dataset | None:
-    """The dataset, or None after showing what would make it available."""
+def load_chosen_dataset(name: str, fingerprint: str | None = None) -> datasets.Dataset | None:
+    """The dataset (a run's version of it, given its fingerprint), or None after showing
+    what would make it available."""
     try:
-        return cached_dataset(name)
+        return cached_dataset(name, fingerprint)
     except datasets.DatasetError as exc:
         st.warning(str(exc))
         return None

@@ -37,11 +37,16 @@ st.markdown(
 
 @st.cache_data(show_spinner="Predicting every test image…", max_entries=32)
 def test_scores(
-    key: str, epoch: int | None, dataset: str, source: str, class_names: tuple[str, ...]
+    key: str,
+    epoch: int | None,
+    dataset: str,
+    source: str,
+    class_names: tuple[str, ...],
+    fingerprint: str | None = None,
 ) -> tuple[np.ndarray, evaluation.Evaluation]:
     """The probabilities for the whole test split and their scores, once per model and epoch."""
     _, predictor = model_at(key, epoch)
-    ds = cached_dataset(dataset)
+    ds = cached_dataset(dataset, fingerprint)  # the images the run trained on
     probs = inference.predict_in_batches(predictor, ds.x_test)
     return probs, evaluation.evaluate_predictions(ds.y_test, probs, class_names)
 
@@ -254,7 +259,7 @@ def examples_view(ev: evaluation.Evaluation, probs: np.ndarray, ds) -> None:
 choice = model_chooser(dataset, key="evaluate_model")
 if choice is None:
     st.stop()
-ds = load_chosen_dataset(choice.dataset)
+ds = load_chosen_dataset(choice.dataset, choice.dataset_fingerprint)
 if ds is None:
     st.stop()
 if tuple(ds.input_shape) != tuple(choice.input_shape):
@@ -265,7 +270,9 @@ if tuple(ds.input_shape) != tuple(choice.input_shape):
     st.stop()
 epoch = choose_epoch(choice.key)
 try:
-    probs, ev = test_scores(choice.key, epoch, choice.dataset, ds.source, choice.class_names)
+    probs, ev = test_scores(
+        choice.key, epoch, choice.dataset, ds.source, choice.class_names, choice.dataset_fingerprint
+    )
 except (trained.TrainedModelError, ValueError) as exc:
     st.error(f"This model cannot be evaluated: {exc}")
     st.stop()

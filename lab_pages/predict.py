@@ -147,7 +147,7 @@ def upload_panel(choice, predictor, mnist_style: bool) -> None:
 @st.fragment
 def gallery_panel(choice, predictor) -> None:
     try:
-        ds = cached_dataset(choice.dataset)
+        ds = cached_dataset(choice.dataset, choice.dataset_fingerprint)
     except Exception as exc:  # an unavailable dataset only hides the gallery
         st.info(f"The test images are not available: {exc}")
         return

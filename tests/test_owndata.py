@@ -131,7 +131,7 @@ def test_nested_archives_are_skipped_with_a_reason(tmp_path):
 
 
 def test_one_class_only_is_a_clear_error(tmp_path):
-    with pytest.raises(DatasetError, match="at least 2"):
+    with pytest.raises(DatasetError, match="at least two classes"):
         owndata.import_images(make_folder(tmp_path / "one", {"only": 3}), "one")
 
 

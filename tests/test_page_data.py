@@ -49,13 +49,15 @@ def test_download_offline_fails_fast_with_a_message(isolated, monkeypatch):
     assert "Could not download" in at.error[0].value
 
 
-def zip_of_classes(per_class: int = 3, bad: bool = False) -> bytes:
+def zip_of_classes(
+    per_class: int = 3, bad: bool = False, classes: tuple[str, ...] = ("left", "right")
+) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        for c in ("left", "right"):
+        for k, c in enumerate(classes):
             for i in range(per_class):
                 img = io.BytesIO()
-                Image.new("RGB", (20, 20), (i * 50, 0, 0)).save(img, "PNG")
+                Image.new("RGB", (20, 20), (i * 50, k * 60, 0)).save(img, "PNG")
                 z.writestr(f"{c}/{i}.png", img.getvalue())
         z.writestr("left/notes.txt", "hi")
         if bad:
@@ -63,10 +65,12 @@ def zip_of_classes(per_class: int = 3, bad: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def import_zip(at: AppTest, data: bytes, name: str = "arrows") -> AppTest:
-    at.file_uploader[0].set_value(("arrows.zip", data, "application/zip"))
+def import_zip(
+    at: AppTest, data: bytes, name: str = "arrows", filename: str = "arrows.zip"
+) -> AppTest:
+    at.file_uploader[0].set_value((filename, data, "application/zip"))
     at.text_input[0].set_value(name)
-    at.button[-1].click()  # the form's Import button
+    at.button(key="import_submit").click()
     return at.run()
 
 
@@ -87,6 +91,93 @@ def test_a_hostile_zip_is_refused_with_a_message(isolated):
 
 def test_import_without_a_file_asks_for_one(isolated):
     at = open_page("data")
-    at.button[-1].click()
+    at.button(key="import_submit").click()
     at.run()
     assert "Choose a zip file first" in at.error[0].value
+
+
+# ---------------------------------------------------------------- a taken name asks (issue 14)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_a_taken_name_asks_and_replace_shows_the_new_facts_at_once(isolated):
+    at = import_zip(open_page("data"), zip_of_classes())
+    at.session_state["dataset"] = "user:arrows"
+    at.run()
+    assert metric(at, "Training images") == "4" and "6 in 2 classes" in at.info[0].value
+    at = import_zip(at, zip_of_classes(classes=("left", "right", "up")))
+    assert not at.exception
+    assert "A dataset named **arrows** already exists: 6 images in 2 classes" in at.warning[0].value
+    assert datasets.load_dataset("user:arrows").num_classes == 2  # nothing replaced yet
+    radio = at.radio(key="import_how")
+    assert radio.options == ["Replace arrows", "Keep both: save the new images as arrows-2"]
+    radio.set_value("replace")
+    at.button(key="import_save").click().run()
+    assert not at.exception
+    assert "Imported 9 images in 3 classes as **Own images: arrows**" in at.success[0].value
+    # The facts of the dataset as it is now, not a cached copy of the old one.
+    assert metric(at, "Training images") == "6" and "9 in 3 classes" in at.info[0].value
+    assert datasets.list_user_datasets() == ["arrows"]
+
+
+def test_a_dataset_runs_trained_on_offers_only_keep_both(isolated):
+    from tests.test_dataset_versions import run_on
+
+    import_zip(open_page("data"), zip_of_classes())
+    key = "user:arrows"
+    run_id = run_on(key, datasets.dataset_fingerprint(key))
+    at = import_zip(open_page("data"), zip_of_classes(classes=("left", "right", "up")))
+    assert not at.exception
+    assert "cannot be replaced" in at.info[-1].value and run_id in at.info[-1].value
+    assert "user:" not in at.info[-1].value
+    radio = at.radio(key="import_how")
+    assert radio.options == ["Keep both: save the new images as arrows-2"]
+    at.button(key="import_save").click().run()
+    assert "as **Own images: arrows-2**" in at.success[0].value
+    assert datasets.load_dataset("user:arrows").num_classes == 2
+    assert datasets.load_dataset("user:arrows-2").num_classes == 3
+
+
+def test_cancel_saves_nothing(isolated):
+    at = import_zip(open_page("data"), zip_of_classes())
+    at = import_zip(at, zip_of_classes(classes=("left", "right", "up")))
+    at.button(key="import_cancel").click().run()
+    assert not at.exception and not at.radio
+    assert datasets.list_user_datasets() == ["arrows"]
+    assert datasets.load_dataset("user:arrows").num_classes == 2
+
+
+def test_without_a_name_the_zips_name_is_used_and_never_collides(isolated):
+    at = import_zip(open_page("data"), zip_of_classes(), name="", filename="Field Trip.zip")
+    assert "as **Own images: field-trip** (named after the zip)" in at.success[0].value
+    at = import_zip(at, zip_of_classes(per_class=4), name="", filename="Field Trip.zip")
+    assert not at.radio, "a name the lab chose is free: nothing to ask"
+    assert "as **Own images: field-trip-2**" in at.success[0].value
+    assert datasets.list_user_datasets() == ["field-trip", "field-trip-2"]
+
+
+def test_errors_name_the_uploaded_file_and_a_one_class_zip(isolated):
+    at = import_zip(open_page("data"), b"not a zip at all", filename="holiday.zip")
+    assert "holiday.zip: not a readable zip" in at.error[0].value
+    assert "upload.zip" not in at.error[0].value
+    at = import_zip(at, zip_of_classes(classes=("cats",)), filename="cats.zip")
+    assert "Found one class only (cats)" in at.error[0].value
+    assert "at least two classes" in at.error[0].value
+
+
+def test_delete_says_which_runs_used_it(isolated):
+    from tests.test_dataset_versions import run_on
+
+    import_zip(open_page("data"), zip_of_classes())
+    run_id = run_on("user:arrows", datasets.dataset_fingerprint("user:arrows"))
+    at = open_page("data", "user:arrows")
+    assert any("1 run(s) trained on it" in m.value and run_id in m.value for m in at.markdown)
+    at.button(key="delete_dataset").click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith("Deleted Own images: arrows.")
+    assert run_id in at.success[0].value and "user:" not in at.success[0].value
+    assert datasets.list_user_datasets() == []
+    assert at.session_state["dataset"] == "mnist"  # the sidebar falls back to a dataset that exists

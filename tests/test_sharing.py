@@ -69,9 +69,9 @@ def rewrite(data: bytes, **members: bytes) -> bytes:
 
 def test_a_pickle_or_a_full_model_inside_is_refused(finished_run):
     data = sharing.export_run(finished_run[0])
-    with pytest.raises(sharing.SharingError, match="not a CNN Lab run"):
+    with pytest.raises(sharing.SharingError, match="not a shared CNN Lab run"):
         sharing.import_run(rewrite(data, **{"evil.pkl": pickle.dumps(print)}))
-    with pytest.raises(sharing.SharingError, match="not a CNN Lab run"):
+    with pytest.raises(sharing.SharingError, match="not a shared CNN Lab run"):
         sharing.import_run(rewrite(data, **{"model.keras": b"PK"}))
 
 
@@ -102,6 +102,23 @@ def test_not_a_zip_and_unfinished_runs_are_clear_errors(lab_home):
     run_id = runs.create_run(runs.RunConfig(dataset="mnist", model="simple_convnet"))
     with pytest.raises(sharing.SharingError, match="only a finished run"):
         sharing.export_run(run_id)
+
+
+def test_a_zip_of_photos_is_named_in_one_sentence_not_listed(lab_home):
+    """A zip of 453 photos once printed all 453 names in the error box."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for i in range(453):
+            z.writestr(f"ships/ship_{i:03d}.png", b"x")
+    with pytest.raises(sharing.SharingError) as caught:
+        sharing.import_run(buffer.getvalue())
+    message = str(caught.value)
+    assert message == (
+        "This zip (453 files) is not a shared CNN Lab run: a shared run is the .cnnlab.zip "
+        'that "Share" downloads for a finished run on the Train page, and it holds only '
+        "run.json, model.weights.h5 and metrics.jsonl."
+    )
+    assert runs.list_runs() == []
 
 
 def no_space(*args, **kwargs):
