@@ -203,7 +203,7 @@ def import_form() -> None:
         "Upload a **zip of class folders** (`cats/…`, `dogs/…`), each holding PNG, JPEG, GIF, "
         "BMP or WebP images. Every image is centre-cropped to a square and resized."
     )
-    with st.form("import"):
+    with st.form("import", enter_to_submit=False):
         upload = st.file_uploader("Zip of class folders", type=["zip"])
         typed = st.text_input(
             "Dataset name",
