@@ -268,7 +268,10 @@ def _check_dataset(cfg: RunConfig) -> None:
         sources = named
     if not any(s.available for s in sources):
         hints = "; or ".join(s.detail for s in sources)
-        raise ConfigError(f"{cfg.dataset} is not available on this machine. To get it: {hints}.")
+        raise ConfigError(
+            f"{cfg.dataset.removeprefix('user:')} is not available on this machine. "
+            f"To get it: {hints}."
+        )
 
 
 def _load_facts(cfg: RunConfig) -> tuple[int, tuple[int, int, int]]:
@@ -305,7 +308,8 @@ def _check_model(cfg: RunConfig, input_shape: tuple[int, int, int] | None) -> No
     side = info.min_input_side
     if input_shape is not None and min(input_shape[:2]) < side:
         raise ConfigError(
-            f"'{cfg.model}' needs images of at least {side}×{side} pixels, but {cfg.dataset} has "
+            f"'{cfg.model}' needs images of at least {side}×{side} pixels, but "
+            f"{cfg.dataset.removeprefix('user:')} has "
             f"{input_shape[0]}×{input_shape[1]}. Choose another model."
         )
 
