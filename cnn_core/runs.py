@@ -6,7 +6,10 @@ storage would need nothing else::
     config.json       the RunConfig, written once (atomically)
     status.json       state and progress, rewritten atomically by whoever changes it
     metrics.jsonl     append-only: one JSON line per batch window and one per epoch
-    checkpoints/      epoch-0001.keras, ... (each saved to a temp name, then renamed)
+    checkpoints/      epoch-0000.keras (the untrained network), epoch-0001.keras, ...; a stop
+                      mid-epoch saves epoch-0003-batch-0017.keras (17 batches of epoch 3
+                      trained) holding its running metric sums too. Each is saved to a temp
+                      name, then renamed.
     evaluation.json   test loss / accuracy / mse, written when training finishes
     model.keras       the final model
     tensorboard/      event files: ``tensorboard --logdir <run>/tensorboard``
@@ -41,12 +44,16 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from cnn_core import paths
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 CHECKPOINT_RE = re.compile(r"^epoch-(\d{4,})\.keras$")
+MID_EPOCH_CHECKPOINT_RE = re.compile(r"^epoch-(\d{4,})-batch-(\d{4,})\.keras$")
+# A zip member the worker adds to each checkpoint: what a resume needs besides the model
+# (the stopped epoch's metric sums, RNG states). Keras ignores members it does not know.
+RESUME_STATE_MEMBER = "cnn_lab_resume.json"
 
 STATES = ("queued", "running", "stopping", "finished", "stopped", "failed", "interrupted")
 ACTIVE_STATES = ("queued", "running", "stopping")  # a worker is (or should be) alive
@@ -441,7 +448,10 @@ class RunPaths:
     def stop(self) -> Path:
         return self.root / STOP_FILE
 
-    def checkpoint(self, epoch: int) -> Path:
+    def checkpoint(self, epoch: int, batch: int = 0) -> Path:
+        """The checkpoint after ``epoch`` complete epochs and ``batch`` batches of the next."""
+        if batch:
+            return self.checkpoints / f"epoch-{epoch + 1:04d}-batch-{batch:04d}.keras"
         return self.checkpoints / f"epoch-{epoch:04d}.keras"
 
 
@@ -836,18 +846,19 @@ def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r.get("kind") == "epoch"]
 
 
-def truncate_metrics(run_id: str, last_epoch: int) -> list[dict[str, Any]]:
-    """Drops every metrics record of an epoch after last_epoch (atomically).
+def truncate_metrics(run_id: str, last_epoch: int, batches: int = 0) -> list[dict[str, Any]]:
+    """Drops every metrics record after a checkpoint's position (atomically).
 
-    Used by a resume from the checkpoint of last_epoch, so that the appended history has
-    no gap and no duplicate.
+    Used by a resume from the checkpoint after ``last_epoch`` complete epochs and
+    ``batches`` batches of the next one, so that the appended history has no gap and no
+    duplicate. Of that next epoch only the batch records up to ``batches`` stay.
 
     Returns:
         The records kept.
     """
     p = run_paths(run_id)
     records, _ = read_metrics(run_id)
-    kept = [r for r in records if int(r.get("epoch", 0)) <= last_epoch]
+    kept = [r for r in records if _before_position(r, last_epoch, batches)]
     data = "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept).encode()
     if p.metrics.exists() and data != p.metrics.read_bytes():
         fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=p.root)
@@ -858,6 +869,14 @@ def truncate_metrics(run_id: str, last_epoch: int) -> list[dict[str, Any]]:
         os.replace(tmp, p.metrics)
         update_status(run_id, history_rewrites=_read_raw_status(p).history_rewrites + 1)
     return kept
+
+
+def _before_position(record: dict[str, Any], last_epoch: int, batches: int) -> bool:
+    epoch = int(record.get("epoch", 0))
+    if epoch <= last_epoch:
+        return True
+    in_next = epoch == last_epoch + 1 and record.get("kind") == "batch"
+    return in_next and int(record.get("batch") or 0) <= batches
 
 
 def append_metrics(f: BinaryIO, record: dict[str, Any]) -> None:
@@ -873,17 +892,47 @@ def append_metrics(f: BinaryIO, record: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- checkpoints
 
 
-def checkpoints(run_id: str) -> list[tuple[int, Path]]:
-    """The run's epoch checkpoints, oldest first, as (epoch, path)."""
+class Checkpoint(NamedTuple):
+    """One checkpoint file: the model after ``epoch`` complete epochs (0 = untrained) and,
+    for one saved at a stop mid-epoch, ``batch`` batches of the next epoch."""
+
+    epoch: int
+    path: Path
+
+    @property
+    def batch(self) -> int:
+        m = MID_EPOCH_CHECKPOINT_RE.fullmatch(self.path.name)
+        return int(m.group(2)) if m else 0
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(complete epochs, batches of the next): orders checkpoints by training done."""
+        return self.epoch, self.batch
+
+
+def _parse_checkpoint(path: Path) -> Checkpoint | None:
+    m = CHECKPOINT_RE.fullmatch(path.name)
+    if m:
+        return Checkpoint(int(m.group(1)), path)
+    m = MID_EPOCH_CHECKPOINT_RE.fullmatch(path.name)
+    if m and int(m.group(1)) >= 1 and int(m.group(2)) >= 1:
+        return Checkpoint(int(m.group(1)) - 1, path)
+    return None
+
+
+def resume_points(run_id: str) -> list[Checkpoint]:
+    """Every checkpoint of the run, epoch-end and mid-epoch, least training first."""
     folder = run_paths(run_id).checkpoints
     if not folder.is_dir():
         return []
-    found = []
-    for path in folder.iterdir():
-        m = CHECKPOINT_RE.fullmatch(path.name)
-        if m:
-            found.append((int(m.group(1)), path))
-    return sorted(found)
+    found = [c for c in map(_parse_checkpoint, folder.iterdir()) if c is not None]
+    return sorted(found, key=lambda c: c.position)
+
+
+def checkpoints(run_id: str) -> list[tuple[int, Path]]:
+    """The run's epoch-end checkpoints, oldest first, as (epoch, path); epoch 0 is the
+    untrained network. Mid-epoch ones (saved at a stop) are in ``resume_points``."""
+    return [(c.epoch, c.path) for c in resume_points(run_id) if not c.batch]
 
 
 def checkpoint_ok(path: Path) -> bool:
@@ -899,12 +948,32 @@ def checkpoint_ok(path: Path) -> bool:
         return False
 
 
-def latest_good_checkpoint(run_id: str) -> tuple[int, Path] | None:
-    """The newest checkpoint that is intact, skipping damaged ones; None if there is none."""
-    for epoch, path in reversed(checkpoints(run_id)):
-        if checkpoint_ok(path):
-            return epoch, path
+def checkpoint_state(path: Path) -> dict[str, Any]:
+    """The resume state stored in a checkpoint by the worker; {} when it has none (older
+    runs) or it cannot be read."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = json.loads(z.read(RESUME_STATE_MEMBER))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def latest_good_checkpoint(run_id: str) -> Checkpoint | None:
+    """The newest intact checkpoint with training in it (mid-epoch ones included), skipping
+    damaged ones; None if there is none (the untrained epoch-0 one does not count)."""
+    for ckpt in reversed(resume_points(run_id)):
+        if ckpt.position != (0, 0) and checkpoint_ok(ckpt.path):
+            return ckpt
     return None
+
+
+def remove_mid_epoch_checkpoints(run_id: str, before: tuple[int, int]) -> None:
+    """Deletes the mid-epoch checkpoints older than a newer one just saved at ``before``
+    (a position): a resume would never choose them again."""
+    for ckpt in resume_points(run_id):
+        if ckpt.batch and ckpt.position < before:
+            ckpt.path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- listing and deleting

@@ -116,13 +116,19 @@ def load_trained(key: str) -> keras.Model:
 
 
 def load_checkpoint(key: str, epoch: int) -> keras.Model:
-    """The model of a run as it was at the end of one epoch (for replaying training)."""
+    """The model of a run as it was at the end of one epoch, or before training for epoch 0
+    (for replaying training)."""
     run_id = key[len(RUN_PREFIX) :]
     return _load_run_file(runs.run_paths(run_id).checkpoint(epoch))
 
 
 def checkpoint_epochs(key: str) -> list[int]:
-    """Epochs with a checkpoint, for a run key; empty for shipped models."""
+    """Epochs with a checkpoint, for a run key; empty for shipped models.
+
+    Epoch 0 is the untrained network, saved before the first batch, so a replay can show
+    filters that start as noise. Mid-epoch checkpoints (saved at a stop, to resume from)
+    are not replay points.
+    """
     if not key.startswith(RUN_PREFIX):
         return []
     return [epoch for epoch, _ in runs.checkpoints(key[len(RUN_PREFIX) :])]

@@ -1,6 +1,12 @@
 """The training loop inside a worker process: data pipeline, model, and the callbacks that
 write the run directory (metrics, status, checkpoints, stop flag).
 
+A stop loses no training: the order of an epoch's images is a pure function of (random seed,
+epoch) and each batch's augmentation one of (seed, epoch, batch), so a stop at batch k saves
+a mid-epoch checkpoint and a resume trains batches k+1... of the same epoch as if nothing
+had happened. Each epoch is one ``model.fit`` call (Keras keeps the traced train step, so
+this costs a few milliseconds per epoch).
+
 ``train_run(run_id)`` trains a run from scratch or resumes it from its newest intact
 checkpoint, and always leaves a final status: finished, stopped or failed (with a message
 for people and the traceback in worker.log). Callers hold the run's worker lock (see
@@ -11,12 +17,14 @@ importing TensorFlow costs hundreds of megabytes.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,33 +72,67 @@ def split_validation(
     return x[train], y[train], x[val], y[val]
 
 
-def make_augmenter(cfg: runs.RunConfig, ink_on_dark: bool, seed: int) -> list[keras.Layer]:
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order of the n training images in one epoch (from 1).
+
+    A pure function of the run's random seed and the epoch, so a resumed epoch trains the
+    batches it had left in the order it would have without the stop.
+    """
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def make_augmenter(cfg: runs.RunConfig, ink_on_dark: bool) -> list[keras.Layer]:
     """Keras preprocessing layers for the tf.data map (kept out of the model, so the saved
-    model stays clean for inspection)."""
+    model stays clean for inspection). Their randomness comes from ``make_dataset``."""
     # Ink-on-dark images (MNIST) are padded with black; photos reflect their own border.
     fill = "constant" if ink_on_dark else "reflect"
     layers: list[keras.Layer] = []
     if cfg.augment_shift:
         layers.append(
             keras.layers.RandomTranslation(
-                cfg.augment_shift, cfg.augment_shift, fill_mode=fill, seed=seed, dtype="float32"
+                cfg.augment_shift, cfg.augment_shift, fill_mode=fill, dtype="float32"
             )
         )
     if cfg.augment_rotate:
         layers.append(
-            keras.layers.RandomRotation(
-                cfg.augment_rotate / 360.0, fill_mode=fill, seed=seed + 1, dtype="float32"
-            )
+            keras.layers.RandomRotation(cfg.augment_rotate / 360.0, fill_mode=fill, dtype="float32")
         )
     if cfg.augment_zoom:
         layers.append(
             keras.layers.RandomZoom(
-                cfg.augment_zoom, cfg.augment_zoom, fill_mode=fill, seed=seed + 3, dtype="float32"
+                cfg.augment_zoom, cfg.augment_zoom, fill_mode=fill, dtype="float32"
             )
         )
     if cfg.augment_flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 2, dtype="float32"))
+        layers.append(keras.layers.RandomFlip("horizontal", dtype="float32"))
     return layers  # fmt: skip
+
+
+class _StatelessSeeds(keras.random.SeedGenerator):
+    """Gives each random draw of a preprocessing layer a seed folded from one fixed seed.
+
+    A layer's own SeedGenerator keeps a state variable, so its draws depend on how many
+    batches came before it (and, in a parallel map, in which order); these depend on the
+    seed given alone, which ``make_dataset`` derives from (seed, epoch, batch).
+    """
+
+    def __init__(self, seed: tf.Tensor):  # no super().__init__(): it would make a variable
+        self._seed = seed
+        self._draws = 0
+
+    def next(self, ordered: bool = True) -> tf.Tensor:
+        self._draws += 1  # counted while the map is traced: each draw gets its own seed
+        return tf.random.experimental.stateless_fold_in(self._seed, self._draws)
+
+
+def augment_batch(images: tf.Tensor, augment: list[keras.Layer], seed: tf.Tensor) -> tf.Tensor:
+    """Applies the layers to a batch with transformations drawn from ``seed`` (shape [2])
+    only, so the same seed always gives the same augmented batch."""
+    for i, layer in enumerate(augment):
+        seeds = _StatelessSeeds(tf.random.experimental.stateless_fold_in(seed, i))
+        transformation = layer.get_random_transformation(images, training=True, seed=seeds)
+        images = layer.transform_images(images, transformation, training=True)
+    return images
 
 
 def make_dataset(
@@ -101,24 +143,55 @@ def make_dataset(
     *,
     shuffle_seed: int | None = None,
     augment: list[keras.Layer] | None = None,
+    seed: int = 0,
+    epoch: int = 0,
+    first_batch: int = 0,
 ) -> tf.data.Dataset:
     """uint8 images and int labels -> batches of float32 images in [0, 1] and one-hot labels.
 
-    One-hot labels let the same compiled model report MSE next to cross-entropy (seed 002).
-    The map runs on whole batches, which costs one op call per batch, not per image.
+    One-hot labels let the same compiled model report MSE next to cross-entropy (the
+    CIFAR-10 project report). The map runs on whole batches, which costs one op call per
+    batch, not per image. Batch b of the result is batch ``first_batch + b`` of the epoch:
+    its augmentation is drawn from (seed, epoch, first_batch + b) alone.
+
+    Args:
+        shuffle_seed: shuffle with tf.data (the benchmarks' pipeline); training orders each
+            epoch with ``epoch_order`` instead, which a resume can replay.
     """
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    epoch_seed = tf.constant([seed, epoch], tf.int64)
 
-    def prepare(images, labels):
+    def prepare(index, batch):
+        images, labels = batch
         images = tf.cast(images, tf.float32) / 255.0
-        for layer in augment or ():
-            images = layer(images, training=True)
+        if augment:
+            batch_seed = tf.random.experimental.stateless_fold_in(epoch_seed, index)
+            images = augment_batch(images, augment, batch_seed)
         return images, tf.one_hot(labels, num_classes)
 
-    ds = ds.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).enumerate(start=first_batch)
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)  # deterministic order by default
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    first_batch: int = 0,
+    augment: list[keras.Layer] | None = None,
+) -> tf.data.Dataset:
+    """The training batches of one epoch (from 1), from batch ``first_batch`` (0-based: the
+    number already trained) on; the same batches, augmented the same way, however reached."""
+    order = epoch_order(len(x), seed, epoch)[first_batch * batch_size :]
+    return make_dataset(x[order], y[order], num_classes, batch_size, augment=augment,
+                        seed=seed, epoch=epoch, first_batch=first_batch)  # fmt: skip
 
 
 # ---------------------------------------------------------------- model
@@ -151,16 +224,17 @@ def current_learning_rate(model: keras.Model) -> float:
     return float(tf.convert_to_tensor(model.optimizer.learning_rate))
 
 
-def load_checkpoint(run_id: str) -> tuple[keras.Model, int] | None:
-    """The newest checkpoint that loads, with its optimizer state, and its epoch.
+def load_checkpoint(run_id: str) -> tuple[keras.Model, runs.Checkpoint] | None:
+    """The newest checkpoint that loads (epoch-end or mid-epoch), with its optimizer state.
 
     Damaged checkpoints are renamed ``*.damaged`` (kept for inspection, no longer listed),
     and the one before is tried. Only our own checkpoint files are ever loaded here.
     """
-    for epoch, path in reversed(runs.checkpoints(run_id)):
+    for ckpt in reversed(runs.resume_points(run_id)):
+        path = ckpt.path
         if runs.checkpoint_ok(path):
             try:
-                return keras.saving.load_model(path), epoch
+                return keras.saving.load_model(path), ckpt
             except Exception as exc:  # any failure to load means the same: use an older one
                 print(f"checkpoint {path.name} does not load ({exc}); trying the one before",
                       file=sys.stderr)  # fmt: skip
@@ -170,11 +244,36 @@ def load_checkpoint(run_id: str) -> tuple[keras.Model, int] | None:
     return None
 
 
-def save_model_atomic(model: keras.Model, dest: Path) -> None:
-    """Saves a .keras file under a temp name, syncs it, then renames: never half-written."""
+def _seed_states(model: keras.Model) -> list:
+    """The state variables of the model's own random generators (dropout masks)."""
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def rng_states(model: keras.Model) -> list[list[int]]:
+    """The states of the model's random generators, which model.save leaves out."""
+    return [[int(n) for n in np.asarray(v.numpy()).ravel()] for v in _seed_states(model)]
+
+
+def restore_rng_states(model: keras.Model, states: list[list[int]] | None) -> None:
+    """Puts back saved generator states, so dropout goes on as without the interruption."""
+    variables = _seed_states(model)
+    if states and len(states) == len(variables):
+        for variable, state in zip(variables, states, strict=True):
+            variable.assign(np.asarray(state, dtype=variable.dtype))
+
+
+def save_model_atomic(model: keras.Model, dest: Path, state: dict | None = None) -> None:
+    """Saves a .keras file under a temp name, syncs it, then renames: never half-written.
+
+    ``state`` (JSON) goes into the same zip, so a checkpoint and its resume state are one
+    file that is either complete or absent.
+    """
     tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp.keras")
     try:
         model.save(tmp)
+        if state is not None:
+            with zipfile.ZipFile(tmp, "a") as z:
+                z.writestr(runs.RESUME_STATE_MEMBER, json.dumps(state, allow_nan=False))
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dest)
@@ -192,6 +291,34 @@ def _disk_full_message(exc: OSError, lost: str, resume: str) -> str:
         f"The disk is full ({exc.strerror}): {lost} could not be saved. Free space (delete old "
         f"runs), then Resume: training continues {resume}."
     )
+
+
+def save_checkpoint(run_id: str, model: keras.Model, epoch: int, batch: int = 0,
+                    state: dict | None = None) -> None:  # fmt: skip
+    """Saves the checkpoint after ``epoch`` epochs and ``batch`` batches of the next, with its
+    resume state, and deletes the mid-epoch checkpoints it supersedes.
+
+    Raises:
+        DiskFullError: no space; the message says where a resume will pick up.
+    """
+    state = {**(state or {}), "rng_states": rng_states(model)}
+    try:
+        save_model_atomic(model, runs.run_paths(run_id).checkpoint(epoch, batch), state)
+    except OSError as exc:
+        if exc.errno not in runs.FULL_DISK_ERRNOS:
+            raise
+        # The previous checkpoint is intact: say where a resume will pick up.
+        kept = runs.latest_good_checkpoint(run_id)
+        resume = _resume_point_words(kept.position) if kept else "from the first epoch"
+        lost = (f"the checkpoint at batch {batch} of epoch {epoch + 1}" if batch
+                else f"the checkpoint of epoch {epoch}")  # fmt: skip
+        raise DiskFullError(_disk_full_message(exc, lost, resume)) from exc
+    runs.remove_mid_epoch_checkpoints(run_id, before=(epoch, batch))
+
+
+def _resume_point_words(position: tuple[int, int]) -> str:
+    epoch, batch = position
+    return f"with batch {batch + 1} of epoch {epoch + 1}" if batch else f"after epoch {epoch}"
 
 
 # ---------------------------------------------------------------- callbacks
@@ -213,6 +340,11 @@ class Progress:
     failure: str | None = None
     best_val_accuracy: float | None = None
     seconds: float = 0.0  # all epochs in the metrics log
+    # A resumed epoch: batches a stopped worker trained before this part, the sums of each
+    # metric times images over them, and their training time (from the checkpoint).
+    first_batch: int = 0
+    prior_sums: dict[str, float] = field(default_factory=dict)
+    prior_seconds: float = 0.0
 
     @property
     def partial(self) -> bool:
@@ -221,6 +353,24 @@ class Progress:
     def seen(self, batches: int) -> int:
         """Images seen after that many batches of an epoch (the last batch may be short)."""
         return min(batches * self.batch_size, self.train_size)
+
+    def start_part(self, first_batch: int = 0, state: dict | None = None) -> None:
+        """Sets where the next fit starts in its epoch and what was trained there before."""
+        state = state or {}
+        self.first_batch = first_batch
+        self.prior_sums = dict(state.get("sums") or {}) if first_batch else {}
+        self.prior_seconds = float(state.get("seconds") or 0.0) if first_batch else 0.0
+
+    def epoch_sums(self, logs: dict) -> dict[str, float]:
+        """Each metric times images over all batches of the epoch trained so far; Keras'
+        logs hold means over this part of it only."""
+        n = self.seen(self.batches) - self.seen(self.first_batch)
+        return {k: self.prior_sums.get(k, 0.0) + float(logs[k]) * n
+                for k in METRIC_KEYS if logs.get(k) is not None}  # fmt: skip
+
+    def train_seconds(self) -> float:
+        """Training time of the epoch so far, both parts of a resumed one."""
+        return self.prior_seconds + self.last_batch_t - self.epoch_t0
 
 
 class ProgressTracker(keras.callbacks.Callback):
@@ -232,12 +382,20 @@ class ProgressTracker(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         p = self.progress
-        p.epoch, p.batches = epoch + 1, 0
+        p.epoch, p.batches = epoch + 1, p.first_batch
         p.epoch_t0 = p.last_batch_t = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.progress.batches = batch + 1
+        self.progress.batches = self.progress.first_batch + batch + 1
         self.progress.last_batch_t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        # A resumed epoch ends with means over its second part: make them the epoch's own,
+        # for every callback after this one (the log, TensorBoard).
+        p = self.progress
+        if p.first_batch and not p.partial and logs and not p.failure:
+            total = p.seen(p.batches)
+            logs.update({k: s / total for k, s in p.epoch_sums(logs).items()})
 
 
 class StopOnRequest(keras.callbacks.Callback):
@@ -277,7 +435,7 @@ class DivergenceGuard(keras.callbacks.Callback):
         what = "NaN" if math.isnan(loss) else "infinite"
         p, lr = self.progress, self.learning_rate
         p.failure = (
-            f"The loss became {what} at epoch {p.epoch}, batch {batch + 1}. The learning rate "
+            f"The loss became {what} at epoch {p.epoch}, batch {p.batches}. The learning rate "
             f"{lr:g} is probably too high: try {lr / 10:g} or lower."
         )
         self.model.stop_training = True
@@ -320,10 +478,8 @@ class MetricsWriter(keras.callbacks.Callback):
         self._ips_avg: float | None = None
 
     def on_train_begin(self, logs=None):
-        self.file = open(self.path, "ab")  # noqa: SIM115 - closed in on_train_end / close()
-
-    def on_train_end(self, logs=None):
-        self.close()
+        if self.file is None:  # one fit per epoch: stays open until close()
+            self.file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
     def close(self) -> None:
         if self.file is not None:
@@ -331,7 +487,8 @@ class MetricsWriter(keras.callbacks.Callback):
             self.file = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._w_batches, self._w_t0, self._w_sums = 0, time.perf_counter(), {}
+        start = self.progress.first_batch  # Keras' running means start there, not at 0
+        self._w_batches, self._w_t0, self._w_sums = start, time.perf_counter(), {}
 
     def _window_due(self, now: float) -> bool:
         p = self.progress
@@ -347,7 +504,8 @@ class MetricsWriter(keras.callbacks.Callback):
             return
         seen = p.seen(p.batches)
         n = seen - p.seen(self._w_batches)
-        sums = {k: float(logs[k]) * seen for k in METRIC_KEYS if k in logs}
+        part = seen - p.seen(p.first_batch)
+        sums = {k: float(logs[k]) * part for k in METRIC_KEYS if k in logs}
         record = {"kind": "batch", "epoch": p.epoch, "batch": p.batches,
                   "step": (p.epoch - 1) * p.batches_per_epoch + p.batches}  # fmt: skip
         record.update({k: (s - self._w_sums.get(k, 0.0)) / n for k, s in sums.items()})
@@ -369,16 +527,16 @@ class MetricsWriter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         p = self.progress
-        if p.failure or logs is None:
-            return
+        if p.failure or logs is None or p.partial:
+            return  # a stopped epoch gets its one record when a resume completes it
         now = time.perf_counter()
-        train_s = max(p.last_batch_t - p.epoch_t0, 1e-9)
+        train_s = max(p.train_seconds(), 1e-9)
         record: dict[str, Any] = {"kind": "epoch", "epoch": p.epoch}
         for k in METRIC_KEYS:
             record[k] = logs.get(k)
             record[f"val_{k}"] = logs.get(f"val_{k}")
         record.update(
-            seconds=now - p.epoch_t0, images_per_s=p.seen(p.batches) / train_s,
+            seconds=p.prior_seconds + now - p.epoch_t0, images_per_s=p.seen(p.batches) / train_s,
             lr=current_learning_rate(self.model),
             partial=p.partial, batches=p.batches, t=time.time(),
         )  # fmt: skip
@@ -392,12 +550,12 @@ class MetricsWriter(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the model with its optimizer state at epoch end (and at a stop), atomically."""
+    """Saves the model with its optimizer state at epoch end, atomically; a stop mid-epoch
+    saves a mid-epoch checkpoint with the epoch's running metric sums, to go on from."""
 
     def __init__(self, run_id: str, progress: Progress, every: int):
         super().__init__()
         self.run_id = run_id
-        self.paths = runs.run_paths(run_id)
         self.progress = progress
         self.every = every
 
@@ -405,18 +563,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         p = self.progress
         if p.failure:
             return  # the weights may be NaN: the previous checkpoint is the one to keep
+        if p.partial:  # only a stop ends an epoch early
+            state = {"epoch": p.epoch, "batch": p.batches, "sums": p.epoch_sums(logs or {}),
+                     "seconds": p.train_seconds()}  # fmt: skip
+            save_checkpoint(self.run_id, self.model, p.epoch - 1, p.batches, state)
+            return
         if p.epoch % self.every and p.epoch != p.epochs and not p.stopping:
             return
-        try:
-            save_model_atomic(self.model, self.paths.checkpoint(p.epoch))
-        except OSError as exc:
-            if exc.errno not in runs.FULL_DISK_ERRNOS:
-                raise
-            # The previous checkpoint is intact: say where a resume will pick up.
-            kept = runs.read_status(self.run_id).last_checkpoint
-            resume = f"after epoch {kept}" if kept else "from the first epoch"
-            lost = f"the checkpoint of epoch {p.epoch}"
-            raise DiskFullError(_disk_full_message(exc, lost, resume)) from exc
+        save_checkpoint(self.run_id, self.model, p.epoch)
         runs.update_status(self.run_id, last_checkpoint=p.epoch)
 
 
@@ -430,9 +584,10 @@ class EpochSummaries(keras.callbacks.Callback):
     logging per epoch.
     """
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, progress: Progress):
         super().__init__()
         self.log_dir = log_dir
+        self.progress = progress
         self.writers: dict[str, Any] = {}
         self.metadata = summary_pb2.SummaryMetadata()
         self.metadata.plugin_data.plugin_name = "scalars"  # what TensorBoard plots as a chart
@@ -449,6 +604,8 @@ class EpochSummaries(keras.callbacks.Callback):
                 tf.summary.write(f"epoch_{name}", tensor, step=step, metadata=self.metadata)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.progress.partial or self.progress.failure:
+            return  # one point per complete epoch, written when a resume completes it
         logs = logs or {}
         train = {k: v for k, v in logs.items() if not k.startswith("val_") and v is not None}
         train["learning_rate"] = current_learning_rate(self.model)
@@ -458,9 +615,6 @@ class EpochSummaries(keras.callbacks.Callback):
             self._write("validation", val, epoch)
         for writer in self.writers.values():
             writer.flush()
-
-    def on_train_end(self, logs=None):
-        self.close()
 
     def close(self) -> None:
         for writer in self.writers.values():
@@ -493,24 +647,37 @@ def _remove_stale_temps(run_id: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _prepare_model(run_id: str, cfg: runs.RunConfig, data: datasets.Dataset, steps: int):
-    """A fresh compiled model, or the newest loadable checkpoint; returns (model, epoch)."""
+def _prepare_model(
+    run_id: str, cfg: runs.RunConfig, data: datasets.Dataset, steps: int
+) -> tuple[keras.Model, runs.Checkpoint | None]:
+    """The newest loadable checkpoint and its RNG states, or a fresh compiled model (None)."""
     _remove_stale_temps(run_id)
     with _strategy_scope(cfg):
         loaded = load_checkpoint(run_id)
         if loaded is not None:
-            batchnorm.use_fused_batch_norm(loaded[0])  # a loaded model is plain Keras
-            return loaded
+            model, ckpt = loaded
+            batchnorm.use_fused_batch_norm(model)  # a loaded model is plain Keras
+            restore_rng_states(model, runs.checkpoint_state(ckpt.path).get("rng_states"))
+            return model, ckpt
         model = models.build_model(cfg.model, data.input_shape, data.num_classes, cfg.layers)
         compile_model(model, make_optimizer(cfg, steps), cfg.label_smoothing)
-        return model, 0
+        # Built now (as fit would at its first step), so the epoch-0 checkpoint holds the
+        # optimizer's slots and a resume from it loads them without a warning.
+        model.optimizer.build(model.trainable_variables)
+        return model, None
 
 
-def _resume_state(run_id: str, initial_epoch: int) -> tuple[float | None, float]:
-    """Drops the records of unfinished epochs; returns (best val accuracy, seconds) kept."""
-    kept = runs.epoch_records(runs.truncate_metrics(run_id, initial_epoch))
+def _resume_state(run_id: str, epoch: int, batch: int) -> tuple[float | None, float]:
+    """Drops the records after the resume point; returns (best val accuracy, seconds) kept."""
+    kept = runs.epoch_records(runs.truncate_metrics(run_id, epoch, batch))
     vals = [r["val_accuracy"] for r in kept if r.get("val_accuracy") is not None]
     return (max(vals) if vals else None), float(sum(r.get("seconds") or 0 for r in kept))
+
+
+def _start_message(epoch: int, batch: int) -> str:
+    if batch:
+        return f"Resumed at batch {batch + 1} of epoch {epoch + 1}."
+    return f"Resumed after epoch {epoch}." if epoch else "Training."
 
 
 def _evaluate(run_id: str, model: keras.Model, data: datasets.Dataset, epoch: int) -> dict:
@@ -538,7 +705,7 @@ def _callbacks(
         EpochValidation(val_ds, progress),
         writer,
         EpochCheckpoint(run_id, progress, cfg.checkpoint_every_epochs),
-        EpochSummaries(runs.run_paths(run_id).tensorboard),
+        EpochSummaries(runs.run_paths(run_id).tensorboard, progress),
     ]
 
 
@@ -547,35 +714,43 @@ def _fit(run_id: str, cfg: runs.RunConfig, data: datasets.Dataset) -> int:
         data.x_train, data.y_train, cfg.validation_split, cfg.seed
     )
     batches_per_epoch = math.ceil(len(x_tr) / cfg.batch_size)
-    model, initial_epoch = _prepare_model(run_id, cfg, data, cfg.epochs * batches_per_epoch)
-    best, seconds = _resume_state(run_id, initial_epoch)
+    model, ckpt = _prepare_model(run_id, cfg, data, cfg.epochs * batches_per_epoch)
+    done, first_batch = ckpt.position if ckpt else (0, 0)
+    state = runs.checkpoint_state(ckpt.path) if ckpt and first_batch else {}
+    best, seconds = _resume_state(run_id, done, first_batch)
     progress = Progress(batches_per_epoch, len(x_tr), cfg.batch_size, cfg.epochs,
-                        epoch=initial_epoch, best_val_accuracy=best, seconds=seconds)  # fmt: skip
+                        epoch=done, best_val_accuracy=best, seconds=seconds)  # fmt: skip
     runs.update_status(
-        run_id, epoch=initial_epoch, batch=0, batches_per_epoch=batches_per_epoch,
-        params=int(model.count_params()), last_checkpoint=initial_epoch or None,
-        best_val_accuracy=best, seconds=seconds,
-        message=f"Resumed after epoch {initial_epoch}." if initial_epoch else "Training.",
+        run_id, epoch=done + 1 if first_batch else done, batch=first_batch,
+        batches_per_epoch=batches_per_epoch, params=int(model.count_params()),
+        last_checkpoint=done or None, best_val_accuracy=best, seconds=seconds,
+        message=_start_message(done, first_batch),
     )  # fmt: skip
     if runs.stop_requested(run_id):
         runs.update_status(run_id, state="stopped", message="Stopped before training started.",
                            finished=time.time())  # fmt: skip
         return 0
-    # A resume reseeds so that it does not replay the first epochs' shuffles and augmentations.
-    seed = cfg.seed + initial_epoch
-    keras.utils.set_random_seed(seed)
-    augment = make_augmenter(cfg, data.ink_on_dark, seed)
-    train_ds = make_dataset(x_tr, y_tr, data.num_classes, cfg.batch_size,
-                            shuffle_seed=seed, augment=augment)  # fmt: skip
+    if ckpt is None:  # the untrained network, for replay ("filters start as noise")
+        save_checkpoint(run_id, model, 0)
+    augment = make_augmenter(cfg, data.ink_on_dark)
     val_ds = make_dataset(x_val, y_val, data.num_classes, EVAL_BATCH_SIZE) if len(x_val) else None
     writer = MetricsWriter(run_id, progress, cfg.metrics_every_batches)
+    callbacks = _callbacks(run_id, cfg, progress, val_ds, writer)
     try:
-        model.fit(
-            train_ds, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=0, shuffle=False,
-            callbacks=_callbacks(run_id, cfg, progress, val_ds, writer),
-        )  # fmt: skip
+        for epoch in range(done, cfg.epochs):  # 0-based, as Keras counts
+            progress.start_part(first_batch if epoch == done else 0, state)
+            train_ds = epoch_dataset(
+                x_tr, y_tr, data.num_classes, cfg.batch_size, seed=cfg.seed, epoch=epoch + 1,
+                first_batch=progress.first_batch, augment=augment,
+            )  # fmt: skip
+            model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=0, shuffle=False,
+                      callbacks=callbacks)  # fmt: skip
+            if progress.stopping or progress.failure:
+                break
     finally:
-        writer.close()
+        for callback in callbacks:
+            if hasattr(callback, "close"):
+                callback.close()
     return _finish(run_id, model, data, progress)
 
 
@@ -585,11 +760,12 @@ def _finish(run_id: str, model: keras.Model, data: datasets.Dataset, progress: P
                            finished=time.time(), eta_s=None)  # fmt: skip
         return 1
     if progress.stopping:
-        part = " (part of it)" if progress.partial else ""
-        runs.update_status(
-            run_id, state="stopped", finished=time.time(), eta_s=None,
-            message=f"Stopped after epoch {progress.epoch}{part}; resume to continue.",
-        )  # fmt: skip
+        p = progress
+        where = (f"at batch {p.batches} of {p.batches_per_epoch} in epoch {p.epoch}; Resume "
+                 f"continues with batch {p.batches + 1}" if p.partial
+                 else f"after epoch {p.epoch}; resume to continue")  # fmt: skip
+        runs.update_status(run_id, state="stopped", finished=time.time(), eta_s=None,
+                           message=f"Stopped {where}.")  # fmt: skip
         return 0
     runs.update_status(run_id, message="Evaluating on the test images.", eta_s=None)
     evaluation = _evaluate(run_id, model, data, progress.epoch)

@@ -107,6 +107,7 @@ def replay_slider(key: str, widget_prefix: str, caption: str) -> int | None:
     chosen = st.select_slider(
         "Replay training: the model after epoch", options=epochs, value=epochs[-1],
         key=f"{widget_prefix}-{key}",
+        format_func=lambda e: "0 (before training)" if e == 0 else str(e),  # the untrained net
     )  # fmt: skip
     st.caption(caption)
     return None if chosen == epochs[-1] else int(chosen)

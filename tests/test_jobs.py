@@ -83,12 +83,13 @@ def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
     took = time.monotonic() - asked
     assert took < STOP_BOUND_S, f"stopping took {took:.1f} s"
     status = runs.read_status(run_id)
-    k = status.epoch
-    last = runs.epoch_records(runs.read_metrics(run_id)[0])[-1]
-    assert last["epoch"] == k and last["partial"] is True and last["val_loss"] is None
-    assert status.last_checkpoint == k
-    steps_at_stop = iterations(runs.run_paths(run_id).checkpoint(k))
-    assert (k - 1) * status.batches_per_epoch < steps_at_stop < k * status.batches_per_epoch
+    k, b, per_epoch = status.epoch, status.batch, status.batches_per_epoch
+    if b == per_epoch:  # the stop landed on an epoch's last batch: epoch k is complete
+        k, b = k + 1, 0
+    # The stopped part of epoch k has no record yet; its checkpoint holds its b batches.
+    assert epochs_logged(run_id) == list(range(1, k)) and status.last_checkpoint == k - 1
+    steps_at_stop = iterations(runs.run_paths(run_id).checkpoint(k - 1, b))
+    assert steps_at_stop == (k - 1) * per_epoch + b
 
     jobs.resume_run(run_id)
     assert state(run_id) == "queued"
@@ -97,9 +98,11 @@ def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
     poll_until(lambda: state(run_id) == "stopped", 60, "the second stop")
     assert_unbroken_history(run_id)
     assert epochs_logged(run_id)[: k + 1] == list(range(1, k + 2))
-    # The optimizer went on from its saved step count instead of starting again at 0.
+    # The optimizer went on from its saved step count, and trained the rest of epoch k.
     after = iterations(runs.run_paths(run_id).checkpoint(k + 1))
-    assert after == steps_at_stop + status.batches_per_epoch
+    assert after == (k + 1) * per_epoch
+    resumed = runs.epoch_records(runs.read_metrics(run_id)[0])[k - 1]
+    assert resumed["partial"] is False and resumed["val_loss"] is not None
 
 
 def test_a_killed_worker_is_interrupted_and_resumes_without_gaps(engine):
@@ -118,7 +121,7 @@ def test_a_killed_worker_is_interrupted_and_resumes_without_gaps(engine):
     assert epochs_logged(run_id) == [1, 2, 3]
     assert_unbroken_history(run_id)
     assert status.history_rewrites == 1  # the half epoch 2 was dropped once
-    assert [e for e, _ in runs.checkpoints(run_id)] == [1, 2, 3]
+    assert [e for e, _ in runs.checkpoints(run_id)] == [0, 1, 2, 3]
 
 
 def test_queued_runs_train_one_at_a_time_in_order_through_workers(engine, monkeypatch):

@@ -295,6 +295,20 @@ def test_truncate_metrics_drops_later_epochs(tiny):
     assert runs.read_status(run_id).history_rewrites == 1
 
 
+def test_truncate_metrics_keeps_a_stopped_epoch_up_to_its_checkpoints_batch(tiny):
+    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    lines = [_line(kind="batch", epoch=e, batch=b) for e in (1, 2) for b in (2, 4, 5)]
+    lines.insert(3, _line(kind="epoch", epoch=1))
+    runs.run_paths(run_id).metrics.write_bytes(b"".join(lines))
+    # Resuming from the checkpoint at batch 4 of epoch 2: its batch 5 was trained after it.
+    kept = runs.truncate_metrics(run_id, 1, batches=4)
+    assert [(r["kind"], r["epoch"], r.get("batch")) for r in kept] == [
+        ("batch", 1, 2), ("batch", 1, 4), ("batch", 1, 5), ("epoch", 1, None),
+        ("batch", 2, 2), ("batch", 2, 4),
+    ]  # fmt: skip
+    assert runs.read_metrics(run_id)[0] == kept
+
+
 def test_metrics_csv(tiny):
     run_id = runs.create_run(runs.validate_config(tiny_config()))
     with open(runs.run_paths(run_id).metrics, "ab") as f:
@@ -316,10 +330,10 @@ def _fake_checkpoint(path, payload: bytes = b"x" * 5000) -> None:
 def test_latest_good_checkpoint_skips_a_damaged_last_one(tiny):
     run_id = runs.create_run(runs.validate_config(tiny_config()))
     p = runs.run_paths(run_id)
-    for epoch in (1, 2, 3):
+    for epoch in (0, 1, 2, 3):
         _fake_checkpoint(p.checkpoint(epoch))
     (p.checkpoints / ".epoch-0004.123.tmp.keras").write_bytes(b"half")  # not a checkpoint
-    assert [e for e, _ in runs.checkpoints(run_id)] == [1, 2, 3]
+    assert [e for e, _ in runs.checkpoints(run_id)] == [0, 1, 2, 3]
     assert runs.latest_good_checkpoint(run_id) == (3, p.checkpoint(3))
     data = p.checkpoint(3).read_bytes()
     p.checkpoint(3).write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
@@ -328,3 +342,21 @@ def test_latest_good_checkpoint_skips_a_damaged_last_one(tiny):
     flipped[200] ^= 0xFF  # a flipped bit inside the weights fails the CRC
     p.checkpoint(2).write_bytes(bytes(flipped))
     assert runs.latest_good_checkpoint(run_id) == (1, p.checkpoint(1))
+    p.checkpoint(1).unlink()
+    assert runs.latest_good_checkpoint(run_id) is None  # the untrained network does not count
+
+
+def test_mid_epoch_checkpoints_sort_by_the_training_in_them(tiny):
+    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    p = runs.run_paths(run_id)
+    for epoch, batch in ((0, 0), (1, 0), (1, 7), (1, 30), (2, 0), (2, 3)):
+        _fake_checkpoint(p.checkpoint(epoch, batch))
+    assert p.checkpoint(1, 7).name == "epoch-0002-batch-0007.keras"  # 7 batches of epoch 2
+    (p.checkpoints / "epoch-0000-batch-0003.keras").write_bytes(b"")  # no epoch 0 to be in
+    points = runs.resume_points(run_id)
+    assert [c.position for c in points] == [(0, 0), (1, 0), (1, 7), (1, 30), (2, 0), (2, 3)]
+    assert [e for e, _ in runs.checkpoints(run_id)] == [0, 1, 2]  # replay: epoch ends only
+    assert runs.latest_good_checkpoint(run_id) == (2, p.checkpoint(2, 3))
+    runs.remove_mid_epoch_checkpoints(run_id, before=(2, 0))
+    assert [c.position for c in runs.resume_points(run_id)] == [(0, 0), (1, 0), (2, 0), (2, 3)]
+    assert runs.checkpoint_state(p.checkpoint(2, 3)) == {}  # a checkpoint without resume state
