@@ -5,6 +5,8 @@
     python -m cnn_core show RUN_ID
     python -m cnn_core stop RUN_ID
     python -m cnn_core resume RUN_ID --wait
+    python -m cnn_core rename RUN_ID "a name that tells it apart"
+    python -m cnn_core delete RUN_ID
     python -m cnn_core datasets
     python -m cnn_core datasets delete flowers
     python -m cnn_core download fashion_mnist
@@ -121,13 +123,16 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+RUNS_COLUMNS = ("state", "epochs", "best val. accuracy", "test accuracy", "name")
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    rows = [("RUN", "STATE", "EPOCH", "BEST VAL", "TEST", "MODEL", "DATASET")]
-    for r in runs.list_runs():
-        rows.append((
-            r.id, r.status.state, f"{r.status.epoch}/{r.config.epochs}",
-            _fmt(r.best_val_accuracy), _fmt(r.test_accuracy), r.config.model, r.config.dataset,
-        ))  # fmt: skip
+    from cnn_core import runboard  # the same reading of the runs as the Train page's table
+
+    rows = [("RUN", *(c.upper() for c in RUNS_COLUMNS))]
+    for r in runboard.board():
+        record = runboard.table_record(r)
+        rows.append((r.id, *(record[c] for c in RUNS_COLUMNS)))
     if len(rows) == 1:
         print(f"No runs yet in {runs.runs_home()}.")
         return EXIT_OK
@@ -137,9 +142,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rename(args: argparse.Namespace) -> int:
+    print(f"{args.run_id}: {runs.rename_run(args.run_id, args.name)}")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    name = runs.run_name(args.run_id)
+    runs.delete_run(args.run_id)
+    print(f"deleted {args.run_id} ({name})")
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     cfg, status = runs.read_config(args.run_id), runs.read_status(args.run_id)
-    print(f"run {args.run_id}: {cfg.display_name}")
+    print(f"run {args.run_id}: {runs.run_name(args.run_id)}")
     print(f"state: {status.state}: {status.message}")
     print("config: " + json.dumps(cfg.to_dict()))
     records, _ = runs.read_metrics(args.run_id)
@@ -229,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     simple: list[tuple[str, str, Callable]] = [
         ("stop", "stop a run after its current batch (it can be resumed)", cmd_stop),
         ("show", "a run's config, status and epochs", cmd_show),
+        ("delete", "delete a run that is not training (its weights, checkpoints, curves)",
+         cmd_delete),
         ("worker", "internal: the worker process of a run", cmd_worker),
     ]
     for name, text, func in simple:
@@ -239,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.add_argument("--wait", action="store_true", help="follow progress until the end")
     p.set_defaults(func=cmd_resume)
+    p = sub.add_parser("rename", help="give a run a name of your own")
+    p.add_argument("run_id")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_rename)
     sub.add_parser("runs", help="a table of all runs").set_defaults(func=cmd_runs)
     p = sub.add_parser("datasets", help="each dataset's sources and availability; "
                        "`datasets delete NAME` deletes an imported one")  # fmt: skip

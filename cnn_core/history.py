@@ -71,21 +71,45 @@ def overlay_frame(histories: dict[str, list[dict]], metric: str) -> pd.DataFrame
     return pd.DataFrame(columns)
 
 
-def compare_table(infos: list[runs.RunInfo]) -> pd.DataFrame:
-    """The comparison table of runs: model, parameters, epochs, accuracies, time."""
-    return pd.DataFrame(
-        [
-            {
-                "run": info.config.display_name,
-                "model": info.config.model,
-                "parameters": info.params,
-                "epochs": info.status.last_checkpoint or 0,
-                "best val. accuracy": info.best_val_accuracy,
-                "test accuracy": info.test_accuracy,
-                "seconds": round(info.seconds, 1),
-                "state": info.status.state,
-                "id": info.id,
-            }
-            for info in infos
-        ]
-    )
+# Distinct hues (Tableau 10): two runs compared must never be two similar blues.
+SERIES_COLOURS = (
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+)  # fmt: skip
+
+
+def curve_spec(frame: pd.DataFrame, y_title: str, *, whole_epochs: bool) -> dict:
+    """A Vega-Lite line chart of a wide frame: the index on x, one line per column.
+
+    Every point is drawn, so a one-epoch run shows its value instead of an empty chart; the
+    y axis is zoomed to the data (not fixed at 0-1); epochs tick as whole numbers.
+
+    Args:
+        frame: index = epoch (or fractional epoch), one column per series.
+        y_title: the y axis' title, e.g. "accuracy".
+        whole_epochs: x holds epoch numbers (ticks 1, 2, 3), not fractions of epochs.
+    """
+    x_name = frame.index.name or "epoch"
+    long = frame.reset_index().melt(id_vars=x_name, var_name="series", value_name="value")
+    long = long.dropna(subset=["value"])
+    values = [
+        {"x": float(x), "series": str(s), "value": float(v)}
+        for x, s, v in long[[x_name, "series", "value"]].itertuples(index=False)
+    ]
+    x_axis: dict = {"title": x_name}
+    if whole_epochs:
+        x_axis.update(format="d", tickMinStep=1)
+    names = [str(c) for c in frame.columns]
+    return {
+        "data": {"values": values},
+        "mark": {"type": "line", "point": True, "tooltip": True},
+        "encoding": {
+            "x": {"field": "x", "type": "quantitative", "axis": x_axis},
+            "y": {"field": "value", "type": "quantitative", "title": y_title,
+                  "scale": {"zero": False}},
+            "color": {"field": "series", "type": "nominal", "title": None, "sort": names,
+                      "scale": {"domain": names,
+                                "range": list(SERIES_COLOURS[: max(len(names), 1)])},
+                      "legend": {"orient": "bottom", "labelLimit": 400}},
+        },
+    }  # fmt: skip

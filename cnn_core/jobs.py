@@ -86,6 +86,10 @@ def start_run(
     cfg = runs.validate_config(cfg, train_size=train_size, input_shape=input_shape)
     # The exact images it trains on, so Evaluate and Predict use those or say they are gone.
     cfg = dataclasses.replace(cfg, dataset_fingerprint=datasets.dataset_fingerprint(cfg.dataset))
+    if not cfg.name:  # three runs of one model must not all read "simple_convnet on mnist"
+        from cnn_core import runboard
+
+        cfg = dataclasses.replace(cfg, name=runboard.default_name(cfg))
     run_id = runs.create_run(cfg)
     spawn_worker(run_id)
     return run_id
@@ -188,10 +192,10 @@ def _wait_for_turn(run_id: str) -> int | None:
                 return slot
             os.close(slot)  # stopped between the check and now
             return None
-        if ahead != shown:
-            shown = ahead
-            runs.update_status(run_id, message=f"Waiting for a free training slot ({ahead} "
-                               f"run{'s' if ahead != 1 else ''} ahead).")  # fmt: skip
+        if shown is None:
+            # The place in the queue is not written here: cnn_core.runboard works it out
+            # for every reader from the same listing, so no message can go stale.
+            shown = runs.update_status(run_id, message="Waiting for a free training slot.")
         time.sleep(QUEUE_POLL_S)
 
 

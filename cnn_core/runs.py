@@ -16,6 +16,7 @@ storage would need nothing else::
     worker.log        the worker's stdout and stderr
     worker.lock       flock'ed by the live worker for its whole life
     stop.request      present while a stop is asked for
+    name.json         the learner's name for the run, once renamed
 
 Liveness comes from the lock, never from a pid: the kernel drops a flock when its process
 dies, however it dies, so a run whose status says "running" while nobody holds the lock
@@ -93,6 +94,7 @@ LOG_FILE = "worker.log"
 LOCK_FILE = "worker.lock"
 STATUS_LOCK_FILE = "status.lock"
 STOP_FILE = "stop.request"
+NAME_FILE = "name.json"  # the learner's own name for the run (config.json is written once)
 
 METRICS_CSV_COLUMNS = (
     "kind", "epoch", "batch", "step", "loss", "accuracy", "mse", "val_loss", "val_accuracy",
@@ -178,7 +180,9 @@ class RunConfig:
 
     @property
     def display_name(self) -> str:
-        return self.name or f"{self.model} on {self.dataset}"
+        """The name given at the start, else "<model> on <dataset>" (the registry's "user:"
+        prefix is the lab's own word, never shown)."""
+        return self.name or f"{self.model} on {self.dataset.removeprefix('user:')}"
 
 
 def _is_int(value: Any) -> bool:
@@ -443,6 +447,10 @@ class RunPaths:
     @property
     def status_lock(self) -> Path:
         return self.root / STATUS_LOCK_FILE
+
+    @property
+    def name(self) -> Path:
+        return self.root / NAME_FILE
 
     @property
     def stop(self) -> Path:
@@ -990,6 +998,47 @@ class RunInfo:
     test_accuracy: float | None = None
     params: int | None = None
     seconds: float = 0.0
+    renamed: str | None = None  # the learner's own name, from name.json
+
+    @property
+    def name(self) -> str:
+        return self.renamed or self.config.display_name
+
+
+def _read_name(p: RunPaths) -> str | None:
+    data = _read_json(p.name)
+    name = data.get("name") if isinstance(data, dict) else None
+    return name.strip() or None if isinstance(name, str) else None
+
+
+def run_name(run_id: str) -> str:
+    """The run's name: the learner's own, else the one given at the start.
+
+    Raises:
+        RunError: no such run.
+    """
+    p = _existing(run_id)
+    return _read_name(p) or read_config(run_id).display_name
+
+
+def rename_run(run_id: str, name: str) -> str:
+    """Gives a run the learner's own name (any time, even while it trains).
+
+    Returns:
+        The name as stored (stripped).
+
+    Raises:
+        RunError: no such run, or the name is empty or too long.
+    """
+    p = _existing(run_id)
+    name = " ".join(str(name).split())
+    if not name:
+        raise RunError("A run's name cannot be empty: type a few words that tell it apart.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise RunError(f"A run's name has at most {MAX_NAME_LENGTH} characters; this has "
+                       f"{len(name)}.")  # fmt: skip
+    write_json_atomic(p.name, {"name": name})
+    return name
 
 
 def list_runs() -> list[RunInfo]:
@@ -1013,7 +1062,7 @@ def list_runs() -> list[RunInfo]:
             id=root.name, config=cfg, status=status,
             best_val_accuracy=status.best_val_accuracy,
             test_accuracy=evaluation.get("accuracy"), params=status.params,
-            seconds=status.seconds,
+            seconds=status.seconds, renamed=_read_name(p),
         ))  # fmt: skip
     return sorted(out, key=lambda r: (r.status.created, r.id), reverse=True)
 

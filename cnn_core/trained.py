@@ -68,7 +68,7 @@ def _finished_runs(dataset: str | None) -> list[TrainedModel]:
         out.append(
             TrainedModel(
                 key=RUN_PREFIX + info.id,
-                label=f"Your run: {cfg.display_name}{accuracy}",
+                label=f"Your run: {info.name}{accuracy}",  # renamed on the Train page
                 dataset=cfg.dataset,
                 input_shape=meta[0],
                 class_names=meta[1],

@@ -5,10 +5,22 @@ import math
 import pandas as pd
 import streamlit as st
 
-from cnn_core import datasets, history, jobs, models, plots, presets, runs, sharing
+from cnn_core import (
+    datasets,
+    estimates,
+    history,
+    jobs,
+    models,
+    plots,
+    presets,
+    runboard,
+    runs,
+    sharing,
+)  # fmt: skip
 from lab_pages._shared import load_chosen_dataset
 
-POLL_S = 1.0
+POLL_S = 1.0  # while a run is active
+IDLE_POLL_S = 5.0  # otherwise: a run started in another tab or by another learner shows up
 DEFAULT_VALIDATION = runs.RunConfig.validation_split
 PRECISIONS = {  # the Arithmetic choice -> RunConfig.mixed_precision
     f"auto ({'bfloat16' if runs.fast_bfloat16() else 'float32'} on this CPU)": None,
@@ -96,6 +108,15 @@ def line_chart(frame: pd.DataFrame, height: int = 220) -> None:
         st.line_chart(frame, height=height)
 
 
+def epoch_chart(frame: pd.DataFrame, metric: str, height: int = 220) -> None:
+    """Per-epoch values as points joined by lines: one epoch is already a point to read."""
+    if frame.empty:
+        st.caption("Waiting for the end of the first epoch…")
+        return
+    spec = history.curve_spec(frame, metric, whole_epochs=True)
+    st.vega_lite_chart({**spec, "height": height}, width="stretch")
+
+
 def charts(records: list[dict], status: runs.RunStatus) -> None:
     cols = st.columns(2)
     for col, metric in zip(cols, history.CURVES, strict=True):
@@ -103,13 +124,40 @@ def charts(records: list[dict], status: runs.RunStatus) -> None:
             st.markdown(f"**{metric.capitalize()}** — every few batches (training data)")
             line_chart(history.batch_frame(records, metric, status.batches_per_epoch))
             st.markdown(f"**{metric.capitalize()}** — per epoch")
-            line_chart(history.epoch_frame(records, metric))
+            epoch_chart(history.epoch_frame(records, metric), metric)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def shared_zip(run_id: str) -> bytes:
     """A finished run never changes, so its export is built once."""
     return sharing.export_run(run_id)
+
+
+def rename_and_delete(run_id: str, row: runboard.RunRow) -> None:
+    rename_col, delete_col, _ = st.columns([1, 1, 4])
+    with rename_col.popover("Rename", icon=":material/edit:"):
+        new_name = st.text_input("Name", value=row.name, key=f"name-{run_id}",
+                                 max_chars=runs.MAX_NAME_LENGTH)  # fmt: skip
+        if st.button("Save the name", key=f"rename-{run_id}"):
+            try:
+                runs.rename_run(run_id, new_name)
+            except runs.RunError as exc:
+                st.error(str(exc))
+            else:
+                st.rerun(scope="app")
+    if row.active:
+        return  # a run is stopped before it can be deleted
+    with delete_col.popover("Delete", icon=":material/delete:"):
+        st.markdown(f"Delete **{row.name}**: its weights, checkpoints and curves? This cannot "
+                    "be undone.")  # fmt: skip
+        if st.button("Delete this run", key=f"delete-{run_id}", type="primary"):
+            try:
+                runs.delete_run(run_id)
+            except runs.RunError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state.pop("run_id", None)
+                st.rerun(scope="app")
 
 
 def run_actions(run_id: str, status: runs.RunStatus) -> None:
@@ -146,30 +194,25 @@ def run_actions(run_id: str, status: runs.RunStatus) -> None:
                                    "image/png", key=f"png-{metric}-{run_id}")  # fmt: skip
 
 
-def watched_run(run_id: str) -> None:
-    status = runs.read_status(run_id)
-    cfg = runs.read_config(run_id)
-
-    @st.fragment(run_every=POLL_S if status.active else None)
-    def live() -> None:
-        now = runs.read_status(run_id)
-        if not now.active and status.active:
-            st.rerun(scope="app")  # stop polling; refresh the runs table
-        records = history_for(run_id).refresh(now)
-        st.subheader(f"{cfg.display_name}")
-        icon = STATE_ICONS.get(now.state, "")
-        st.markdown(f"{icon} **{now.state}** {now.message}".strip())
-        share, text = progress_line(now)
-        st.progress(share, text=text)
-        charts(records, now)
-        evaluation = runs.read_evaluation(run_id)
-        if evaluation:
-            st.success(
-                f"Test accuracy {evaluation['accuracy']:.2%}, test loss {evaluation['loss']:.4f}."
-            )
-        run_actions(run_id, now)
-
-    live()
+def watched_run(row: runboard.RunRow) -> None:
+    """The live panel of one run, drawn from the same reading of the run store as the table."""
+    run_id, now = row.id, row.status
+    records = history_for(run_id).refresh(now)
+    st.subheader(row.name)
+    icon = STATE_ICONS.get(row.state, "")
+    # A queued run's place comes from the board; its worker's message only repeats "waiting".
+    message = "" if row.state == "queued" else now.message
+    st.markdown(f"{icon} **{row.state_text}** {message}".strip())
+    share, text = progress_line(now)
+    st.progress(share, text=text)
+    charts(records, now)
+    evaluation = runs.read_evaluation(run_id)
+    if evaluation:
+        st.success(
+            f"Test accuracy {evaluation['accuracy']:.2%}, test loss {evaluation['loss']:.4f}."
+        )
+    run_actions(run_id, now)
+    rename_and_delete(run_id, row)
 
 
 # ---------------------------------------------------------------- starting a run
@@ -228,10 +271,12 @@ def new_run_form(ds: datasets.Dataset) -> None:
             return
         with st.expander(f"Layers: {total:,} parameters"):
             st.dataframe(pd.DataFrame(records), hide_index=True)
-        estimate = presets.seconds_per_epoch(model, input_shape, train_size)
+        trained_images = int(train_size * (1 - DEFAULT_VALIDATION))
+        estimate = estimates.epoch_estimate(model, dataset, input_shape, trained_images)
         st.caption(
-            f"Measured on this kind of machine: about {fmt_seconds(estimate)} per epoch."
-            if estimate else "No time measurement for this model and image size yet."
+            f"Time: {estimate.text()}." if estimate
+            else "No time measurement for this model and image size yet: the first epoch "
+            "of a run tells."
         )  # fmt: skip
     with st.form("new_run", enter_to_submit=False):  # only the button starts a run
         c1, c2, c3 = st.columns(3)
@@ -264,7 +309,11 @@ def new_run_form(ds: datasets.Dataset) -> None:
         rotate = c3.slider("Random rotation (degrees)", 0, 30, 0)
         zoom = c3.slider("Random zoom (share of size)", 0.0, 0.3, 0.0, 0.02, key="train_zoom")
         flip = c3.checkbox("Random left-right flips (photos, not digits)")
-        seed = c3.number_input("Seed", min_value=0, value=42)
+        seed = c3.number_input(
+            "Random seed", min_value=0, value=42,
+            help="Sets the random starting weights, shuffles and augmentations: the same "
+            "seed and settings train the same network again.",
+        )  # fmt: skip
         precision = c3.selectbox(
             "Arithmetic", list(PRECISIONS), help="bfloat16 keeps float32 weights but computes "
             "in 16 bits: about 1.7× faster on CPUs with AMX or AVX512_BF16, same accuracy.",
@@ -311,36 +360,68 @@ def preset_buttons(ds: datasets.Dataset) -> None:
 # ---------------------------------------------------------------- all runs
 
 
-def runs_table() -> None:
-    infos = runs.list_runs()
-    if not infos:
+def runs_table(rows: list[runboard.RunRow]) -> None:
+    st.subheader("Runs on this machine")
+    if not rows:
         st.caption("No runs yet on this machine.")
         return
-    table = history.compare_table(infos)
-    st.caption("Select rows to compare runs; the first selected one is shown live above.")
+    table = pd.DataFrame([runboard.table_record(r) for r in rows], columns=runboard.TABLE_COLUMNS)
+    st.caption("Select a row to watch that run; select several to compare them.")
     event = st.dataframe(
-        table.drop(columns=["id"]), hide_index=True, on_select="rerun", selection_mode="multi-row",
-        key="runs_table",
-        column_config={
-            "best val. accuracy": st.column_config.NumberColumn(format="percent"),
-            "test accuracy": st.column_config.NumberColumn(format="percent"),
-        },
+        table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
+        column_config={"name": st.column_config.TextColumn(width="medium")},
     )  # fmt: skip
-    chosen = [infos[i].id for i in event.selection.rows]
+    chosen = [rows[i].id for i in event.selection.rows if i < len(rows)]
     if chosen and chosen[0] != st.session_state.get("run_id"):
         st.session_state["run_id"] = chosen[0]
-        st.rerun()
+        st.rerun(scope="app")
     compare = chosen if len(chosen) > 1 else st.session_state.get("compare", [])
-    known = {info.id: info for info in infos}
+    known = {r.id: r for r in rows}
     compare = [run_id for run_id in compare if run_id in known]
     if len(compare) > 1:
+        # Names can repeat (a learner's rename): the legend must still tell the runs apart.
+        labels = {r: known[r].name for r in compare}
+        if len(set(labels.values())) < len(labels):
+            labels = {r: f"{name} ({r})" for r, name in labels.items()}
+        histories = {labels[r]: runs.read_metrics(r)[0] for r in compare}
         st.markdown(
             "**Validation accuracy per epoch** (training accuracy where no validation was held out)"
         )
-        histories = {known[r].config.display_name: runs.read_metrics(r)[0] for r in compare}
-        line_chart(history.overlay_frame(histories, "accuracy"), height=260)
+        epoch_chart(history.overlay_frame(histories, "accuracy"), "accuracy", height=260)
         st.markdown("**Validation loss per epoch**")
-        line_chart(history.overlay_frame(histories, "loss"), height=260)
+        epoch_chart(history.overlay_frame(histories, "loss"), "loss", height=260)
+
+
+def watched_id(rows: list[runboard.RunRow]) -> str | None:
+    """The run this session watches; a new session (a second tab, another learner) follows
+    the run that is training now, else the next queued one."""
+    known = {r.id for r in rows}
+    if st.session_state.get("run_id") in known:
+        return st.session_state["run_id"]
+    st.session_state.pop("run_id", None)
+    for states in (runboard.TRAINING_STATES, ("queued",)):
+        for r in rows:
+            if r.state in states:
+                st.session_state["run_id"] = r.id
+                return r.id
+    return None
+
+
+def runs_area(any_active: bool) -> None:
+    """The watched run and the runs table, redrawn together from one reading of the store,
+    so they can never disagree; polls quickly while a run is active."""
+
+    @st.fragment(run_every=POLL_S if any_active else IDLE_POLL_S)
+    def area() -> None:
+        rows = runboard.board()
+        if any(r.active for r in rows) != any_active:
+            st.rerun(scope="app")  # a run started or ended: poll at the other pace
+        run_id = watched_id(rows)
+        if run_id is not None:
+            watched_run(runboard.row(run_id, rows))
+        runs_table(rows)
+
+    area()
 
 
 # ---------------------------------------------------------------- the page
@@ -350,17 +431,7 @@ if problem:
     st.error(problem)
     st.stop()
 
-if not st.session_state.get("run_id"):
-    # A second tab, or another student's browser, follows the run that is training now.
-    active = [info.id for info in runs.list_runs() if info.status.active]
-    if active:
-        st.session_state["run_id"] = active[0]
-if st.session_state.get("run_id"):
-    try:
-        watched_run(st.session_state["run_id"])
-    except runs.RunError as exc:
-        st.warning(str(exc))
-        st.session_state.pop("run_id")
+runs_area(any(r.active for r in runboard.board()))
 
 ds = load_chosen_dataset(dataset)
 if ds is not None:
@@ -373,8 +444,6 @@ if ds is not None:
         else:
             st.caption(f"No presets for {datasets.dataset_title(dataset)}.")
 
-st.subheader("Runs on this machine")
-runs_table()
 with st.expander("Import a run shared from another CNN Lab"):
     st.caption(
         "A shared run holds the lab's own description of the model and its weights only; "

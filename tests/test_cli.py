@@ -44,8 +44,11 @@ def test_runs_prints_a_table(tiny):
     result = cli("runs")
     assert result.returncode == 0
     header, row = result.stdout.splitlines()
-    assert header.split()[:3] == ["RUN", "STATE", "EPOCH"]
-    assert row.split()[:3] == [run_id, "queued", "0/2"]
+    assert header.split()[:3] == ["RUN", "STATE", "EPOCHS"]
+    cells = row.split("  ")
+    assert [c.strip() for c in cells if c.strip()][:3] == [
+        run_id, "queued: next in line, starting", "0/2"
+    ]
 
 
 def test_user_errors_are_one_line_and_exit_1(tiny, capsys):

@@ -31,6 +31,12 @@ def wait_for_state(run_id: str, states: tuple[str, ...], timeout: float = 120) -
     return poll_until(reached, timeout, f"{run_id} to be {' or '.join(states)}", interval=0.2)
 
 
+def runs_table(at: AppTest):
+    """The runs table's content (the form above it may show a layer table too)."""
+    (table,) = [d.value for d in at.dataframe if "augmentation" in d.value.columns]
+    return table
+
+
 def start_custom_run(at: AppTest, epochs: int) -> str:
     at.selectbox(key="train_model").set_value("custom").run()
     at.session_state["custom_layers"] = TINY_LAYERS
@@ -57,8 +63,8 @@ def test_a_run_started_on_the_page_finishes_and_shows_its_curves(tiny_dataset):
     assert not at.exception
     assert any("finished" in m.value for m in at.markdown)
     assert any("Test accuracy" in s.value for s in at.success)
-    table = at.dataframe[-1].value
-    assert table["state"].tolist() == ["finished"] and table["epochs"].tolist() == [2]
+    table = runs_table(at)
+    assert table["state"].tolist() == ["finished"] and table["epochs"].tolist() == ["2/2"]
     downloads = {b.label for b in at.get("download_button")}
     assert {"Metrics (CSV)", "Model (.keras)", "loss per epoch", "accuracy per epoch"} <= downloads
 
@@ -259,3 +265,65 @@ def test_enter_in_a_number_box_of_the_form_starts_no_run(app_server, page, monke
     assert started.config.epochs == 4  # the typed values were kept, only not submitted
     page.get_by_role("button", name="Stop").click()
     poll_until(lambda: not runs.read_status(started.id).active, 60, "the run to stop")
+
+
+def test_the_live_panel_and_the_table_say_the_same_of_a_queued_run(tiny_dataset, monkeypatch):
+    import os
+
+    from cnn_core import runboard
+
+    monkeypatch.setenv("CNN_LAB_MAX_WORKERS", "1")
+    cfg = runs.validate_config(runs.RunConfig(dataset=tiny_dataset, model="custom",
+                                              layers=TINY_LAYERS, batch_size=16))  # fmt: skip
+    training, waiting = runs.create_run(cfg), runs.create_run(cfg)
+    lock = runs.acquire_worker_lock(training)
+    try:
+        runs.update_status(training, state="running", epoch=1, batch=2, batches_per_epoch=4)
+        runs.update_status(waiting, message="Waiting for a free training slot (0 runs ahead).")
+        runs.rename_run(training, "the training one")
+        runs.rename_run(waiting, "the waiting one")
+        at = open_page("train", tiny_dataset, run_id=waiting)
+        expected = runboard.row(waiting).state_text
+        assert "waiting while 1 run training" in expected
+        assert any(expected in m.value for m in at.markdown)  # the live panel
+        assert "0 runs ahead" not in " ".join(m.value for m in at.markdown)
+        table = runs_table(at)
+        states = dict(zip(table["name"], table["state"], strict=True))
+        assert states["the waiting one"] == expected
+        assert states["the training one"] == runboard.row(training).state_text
+        assert "None" not in table.to_string()
+    finally:
+        os.close(lock)
+
+
+def test_a_new_session_watches_the_training_run_not_a_queued_one(tiny_dataset, monkeypatch):
+    import os
+
+    monkeypatch.setenv("CNN_LAB_MAX_WORKERS", "1")
+    cfg = runs.validate_config(runs.RunConfig(dataset=tiny_dataset, model="custom",
+                                              layers=TINY_LAYERS, batch_size=16))  # fmt: skip
+    training = runs.create_run(cfg)
+    runs.create_run(cfg)  # newer, queued: listed first
+    lock = runs.acquire_worker_lock(training)
+    try:
+        runs.update_status(training, state="running", epoch=1, batch=2, batches_per_epoch=4)
+        at = open_page("train", tiny_dataset)
+        assert at.session_state["run_id"] == training
+    finally:
+        os.close(lock)
+
+
+def test_a_run_is_renamed_and_deleted_on_the_page(tiny_dataset):
+    cfg = runs.validate_config(runs.RunConfig(dataset=tiny_dataset, model="custom",
+                                              layers=TINY_LAYERS, batch_size=16))  # fmt: skip
+    run_id = runs.create_run(cfg)
+    runs.update_status(run_id, state="stopped", message="Stopped.")
+    at = open_page("train", tiny_dataset, run_id=run_id)
+    at.text_input(key=f"name-{run_id}").set_value("Lesson 1: small filters")
+    at.button(key=f"rename-{run_id}").click().run()
+    assert not at.exception
+    assert runs.run_name(run_id) == "Lesson 1: small filters"
+    assert "Lesson 1: small filters" in runs_table(at)["name"].tolist()
+    at.button(key=f"delete-{run_id}").click().run()
+    assert not at.exception
+    assert runs.list_runs() == []

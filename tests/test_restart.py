@@ -104,8 +104,9 @@ def select_first_run(page) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=stSkeleton], [data-testid=stSkeletonElement]')"
     )
-    # Under the 35 px header, left of "run"; Playwright waits until the table holds still.
-    page.get_by_test_id("stDataFrame").last.click(position={"x": 16, "y": 52})
+    # Under the 35 px header, left of "name"; Playwright waits until the table holds still.
+    # The runs table is the page's first table (the new-run form below may hold others).
+    page.get_by_test_id("stDataFrame").first.click(position={"x": 16, "y": 52})
 
 
 @pytest.mark.browser
