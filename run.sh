@@ -4,5 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup_env.sh requirements.txt
-echo "CNN Lab: open http://localhost:8501 in your browser (Ctrl+C stops the server)."
+# The port the server will listen on: the last --server.port given wins, as in Streamlit.
+port=8501
+args=("$@")
+for i in "${!args[@]}"; do
+  case "${args[$i]}" in
+    --server.port=*) port=${args[$i]#--server.port=} ;;
+    --server.port) port=${args[$((i + 1))]:-$port} ;;
+  esac
+done
+echo "CNN Lab: open http://localhost:$port in your browser (Ctrl+C stops the server)."
 exec .venv/bin/python -m streamlit run app.py --server.port 8501 "$@"

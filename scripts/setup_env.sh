@@ -29,11 +29,21 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 # The stamp holds a hash of every requirement file involved, so an edited pin reinstalls.
-want=$(cat requirements.txt "$req" | sha256sum | cut -d' ' -f1)
+stamp_of() { cat requirements.txt "$1" | sha256sum | cut -d' ' -f1; }
+want=$(stamp_of "$req")
 stamp=.venv/.cnn-lab-installed-$(basename "$req")
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "Installing $req into .venv (first run only; TensorFlow is a few hundred MB) ..."
+  if [ -e "$stamp" ]; then
+    echo "Updating .venv: $req changed since the last install ..."
+  else
+    echo "Installing $req into .venv (once; TensorFlow is a few hundred MB) ..."
+  fi
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
+  # requirements-dev.txt includes requirements.txt: the app's own install is done too, so
+  # ./run.sh after ./test.sh does not claim to install again.
+  if [ "$req" != requirements.txt ] && grep -qx -- '-r requirements.txt' "$req"; then
+    stamp_of requirements.txt > .venv/.cnn-lab-installed-requirements.txt
+  fi
 fi
