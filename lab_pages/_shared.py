@@ -12,6 +12,7 @@ DEFAULT_DATASET = "mnist"
 CHOSEN_MODEL = "chosen_model"  # session key of the trained model chosen on any page
 CHOSEN_MODEL_LABEL = "chosen_model_label"
 CHOSEN_MODEL_DATASET = "chosen_model_dataset"  # the dataset that model was chosen for
+URL_DATASET, URL_MODEL = "dataset", "model"  # query parameters that survive a reload
 # This script run's sidebar line naming the chosen model. Each session's script runs in its
 # own thread, so a page further down the same run fills the line its sidebar drew.
 _this_run = threading.local()
@@ -36,12 +37,27 @@ def dataset_label(name: str) -> str:
     return datasets.dataset_title(name) + ("" if ready else " (not available)")
 
 
+def from_url(key: str, choices) -> str | None:
+    """A choice kept in the page's address (``?dataset=...&model=...``), if it is valid, so
+    a reload or a bookmark restores it; anything else in the address is ignored."""
+    value = st.query_params.get(key)
+    return value if value in choices else None
+
+
+def keep_in_url(key: str, value: str) -> None:
+    """Writes a choice into the address (page switches clear it, so every run writes it)."""
+    if st.query_params.get(key) != value:
+        st.query_params[key] = value
+
+
 def dataset_sidebar() -> str:
-    """The dataset chooser in the sidebar; its choice is kept for the whole session."""
+    """The dataset chooser in the sidebar; its choice is kept for the whole session, and in
+    the address so that it survives a reload."""
     names = datasets.list_datasets()
     if st.session_state.get("dataset") not in names:
-        st.session_state["dataset"] = DEFAULT_DATASET
+        st.session_state["dataset"] = from_url(URL_DATASET, names) or DEFAULT_DATASET
     chosen = st.sidebar.selectbox("Dataset", names, key="dataset", format_func=dataset_label)
+    keep_in_url(URL_DATASET, chosen)
     st.sidebar.caption(f"In use: {datasets.active_title(chosen)}")
     _this_run.model_line = st.sidebar.empty()
     # A model chosen for another dataset is not the one in use: a page with a model chooser
@@ -127,7 +143,7 @@ def model_chooser(dataset: str, key: str = "model_key"):
     by_key = {c.key: c for c in choices}
     # One choice for the whole session: each page's widget follows CHOSEN_MODEL, and a
     # change on any page updates it (in on_change, so before the sidebar is drawn).
-    wanted = st.session_state.get(CHOSEN_MODEL)
+    wanted = st.session_state.get(CHOSEN_MODEL) or from_url(URL_MODEL, by_key)
     if wanted in by_key:
         st.session_state[key] = wanted
     elif st.session_state.get(key) not in by_key:
@@ -144,6 +160,7 @@ def model_chooser(dataset: str, key: str = "model_key"):
     )
     if st.session_state.get(CHOSEN_MODEL) != chosen:
         remember()
+    keep_in_url(URL_MODEL, chosen)
     show_chosen_model()
     return by_key[chosen]
 

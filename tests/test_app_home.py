@@ -17,7 +17,7 @@ def test_home_lists_every_dataset_with_its_availability(lab_home, monkeypatch, t
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     at = run_app()
     assert not at.exception
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["dataset"]) == ["MNIST", "Fashion-MNIST", "CIFAR-10"]
     assert list(table["ready"]) == ["yes", "no", "no"]
     assert "embedded subset" in table["source"][0]
@@ -50,3 +50,47 @@ def test_runs_keep_keras_state_but_still_close_figures(lab_home, monkeypatch):
     assert not at.exception
     assert calls == []
     assert plt.get_fignums() == []
+
+
+def test_the_dataset_chosen_is_kept_in_the_address_and_restored_from_it(lab_home):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.query_params["dataset"] = "fashion_mnist"
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="dataset").value == "fashion_mnist"
+    at.sidebar.selectbox(key="dataset").set_value("mnist").run()
+    assert at.query_params["dataset"] == "mnist"  # a reload now brings MNIST back
+
+
+def test_a_dataset_in_the_address_that_does_not_exist_is_ignored(lab_home):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.query_params["dataset"] = "user:../../etc"
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="dataset").value == "mnist"
+
+
+def test_the_model_chosen_survives_a_new_session_through_the_address(lab_home):
+    from tests.conftest import open_page
+    from tests.test_runs import train_tiny_run
+
+    first, second = train_tiny_run(epochs=1), train_tiny_run(epochs=1)
+    at = open_page("predict", "user:tiny")
+    at.selectbox(key="model_key").set_value(f"run:{first}").run()
+    assert at.query_params["model"] == f"run:{first}"
+    again = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    again.query_params.update(dataset="user:tiny", model=f"run:{first}")
+    again.run()
+    again.switch_page("lab_pages/predict.py").run()
+    assert again.selectbox(key="model_key").value == f"run:{first}"
+    assert second != first
+
+
+@pytest.mark.browser
+def test_a_reload_keeps_the_dataset_chosen_in_chromium(app_server, page):
+    page.goto(app_server["url"] + "/data")
+    page.get_by_test_id("stSidebarUserContent").get_by_role("combobox").click()
+    page.get_by_role("option", name="Fashion-MNIST", exact=False).first.click()
+    page.wait_for_url("**dataset=fashion_mnist**")
+    page.reload()
+    page.get_by_role("heading", name="Data: Fashion-MNIST").wait_for()
