@@ -52,21 +52,24 @@ def test_runs_keep_keras_state_but_still_close_figures(lab_home, monkeypatch):
     assert plt.get_fignums() == []
 
 
-def test_the_dataset_chosen_is_kept_in_the_address_and_restored_from_it(lab_home):
+def app_opened_at(**query) -> AppTest:
+    """The app as a fresh session opened at an address with these query parameters."""
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    at.query_params["dataset"] = "fashion_mnist"
+    at.query_params.update(query)
     at.run()
     assert not at.exception
+    return at
+
+
+def test_the_dataset_chosen_is_kept_in_the_address_and_restored_from_it(lab_home):
+    at = app_opened_at(dataset="fashion_mnist")
     assert at.sidebar.selectbox(key="dataset").value == "fashion_mnist"
     at.sidebar.selectbox(key="dataset").set_value("mnist").run()
     assert at.query_params["dataset"] == "mnist"  # a reload now brings MNIST back
 
 
 def test_a_dataset_in_the_address_that_does_not_exist_is_ignored(lab_home):
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    at.query_params["dataset"] = "user:../../etc"
-    at.run()
-    assert not at.exception
+    at = app_opened_at(dataset="user:../../etc")
     assert at.sidebar.selectbox(key="dataset").value == "mnist"
 
 
@@ -78,9 +81,7 @@ def test_the_model_chosen_survives_a_new_session_through_the_address(lab_home):
     at = open_page("predict", "user:tiny")
     at.selectbox(key="model_key").set_value(f"run:{first}").run()
     assert at.query_params["model"] == f"run:{first}"
-    again = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    again.query_params.update(dataset="user:tiny", model=f"run:{first}")
-    again.run()
+    again = app_opened_at(dataset="user:tiny", model=f"run:{first}")
     again.switch_page("lab_pages/predict.py").run()
     assert again.selectbox(key="model_key").value == f"run:{first}"
     assert second != first

@@ -11,16 +11,19 @@ from tests.conftest import open_page
 TINY_LAYERS = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "maxpool", "size": 2}]
 
 
-@pytest.fixture
-def tiny_dataset(lab_home):
+def save_random_dataset(name: str, seed: int = 0) -> str:
     """96 random 12×12 images in 3 classes, saved as an own dataset, so runs take seconds."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (96, 12, 12, 1), dtype=np.uint8)
     y = np.arange(96) % 3
-    ds = datasets.Dataset(
-        "tiny", "tiny", x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user", "test"
-    )
-    return datasets.save_user_dataset(ds, "tiny")
+    ds = datasets.Dataset(name, name, x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user",
+                          "test")  # fmt: skip
+    return datasets.save_user_dataset(ds, name)
+
+
+@pytest.fixture
+def tiny_dataset(lab_home):
+    return save_random_dataset("tiny")
 
 
 def wait_for_state(run_id: str, states: tuple[str, ...], timeout: float = 120) -> runs.RunStatus:
@@ -157,11 +160,7 @@ def test_a_second_session_follows_the_run_in_progress(tiny_dataset):
 @pytest.mark.browser
 def test_train_stop_resume_in_chromium_with_a_second_tab(app_server, page, monkeypatch):
     monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (96, 12, 12, 1), dtype=np.uint8)
-    y = np.arange(96) % 3
-    ds = datasets.Dataset("t", "t", x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user", "t")
-    datasets.save_user_dataset(ds, "browser-tiny")
+    save_random_dataset("browser-tiny")
 
     start_training_on_page(page, app_server["url"], "Own images: browser-tiny", epochs=200)
 
@@ -239,11 +238,7 @@ def test_an_interrupted_run_shows_no_speed_or_time_left(tiny_dataset):
 @pytest.mark.browser
 def test_enter_in_a_number_box_of_the_form_starts_no_run(app_server, page, monkeypatch):
     monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
-    rng = np.random.default_rng(1)
-    x = rng.integers(0, 256, (96, 12, 12, 1), dtype=np.uint8)
-    y = np.arange(96) % 3
-    ds = datasets.Dataset("e", "e", x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user", "e")
-    datasets.save_user_dataset(ds, "browser-enter")
+    save_random_dataset("browser-enter", seed=1)
     before = {info.id for info in runs.list_runs()}
 
     def new_runs() -> list[runs.RunInfo]:
