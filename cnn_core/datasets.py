@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import gzip
 import hashlib
 import io
@@ -754,10 +755,8 @@ def user_dataset_info(name: str) -> UserDatasetInfo:
         )
     meta = _read_meta(path)
     if not {"fingerprint", "train_count", "test_count", "class_names"} <= set(meta):
-        # Saved before datasets had versions: read it once to work the facts out.
-        ds = load_user_dataset(name)
-        meta = {**meta, "fingerprint": fingerprint(ds), "train_count": len(ds.y_train),
-                "test_count": len(ds.y_test), "class_names": list(ds.class_names)}  # fmt: skip
+        version = dataset_version(USER_PREFIX + path.stem)
+        meta = {**meta, **_facts_of_old_file(str(path), version)}
     return UserDatasetInfo(
         key=USER_PREFIX + path.stem,
         slug=path.stem,
@@ -767,6 +766,15 @@ def user_dataset_info(name: str) -> UserDatasetInfo:
         test_count=int(meta["test_count"]),
         class_names=tuple(str(c) for c in meta["class_names"]),
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _facts_of_old_file(path: str, version: str) -> dict:
+    """A file saved before datasets had versions: its facts, worked out from its images
+    once per file (the version in the key changes with every save)."""
+    ds = load_user_dataset(Path(path).stem)
+    return {"fingerprint": fingerprint(ds), "train_count": len(ds.y_train),
+            "test_count": len(ds.y_test), "class_names": list(ds.class_names)}  # fmt: skip
 
 
 def dataset_fingerprint(name: str) -> str | None:

@@ -321,3 +321,22 @@ def test_evaluate_and_the_gallery_say_plainly_that_the_images_are_gone(teachers_
     at = open_page("predict", key)
     assert not at.exception
     assert any("The images this run trained on were replaced" in i.value for i in at.info)
+
+
+def test_a_dataset_saved_before_versions_gets_its_fingerprint_from_its_images(lab_home):
+    """Files of older labs hold no fingerprint in their meta; runs on them hold none either."""
+    import json
+
+    ds = small_dataset()
+    folder = Path(lab_home) / "datasets"
+    folder.mkdir(parents=True)
+    np.savez_compressed(folder / "old.npz", x_train=ds.x_train, y_train=ds.y_train,
+                        x_test=ds.x_test, y_test=ds.y_test,
+                        class_names=np.array(ds.class_names, dtype=str),
+                        meta=np.array(json.dumps({"source_description": "old"})))  # fmt: skip
+    info = datasets.user_dataset_info("old")
+    assert info.fingerprint == datasets.fingerprint(ds) and info.imported is None
+    assert datasets.load_dataset_version("user:old", info.fingerprint).num_classes == 2
+    run_id = run_on("user:old", None)  # a run from before runs recorded a version
+    choice = owndata.name_choice(small_dataset(3), "old")
+    assert not choice.can_replace and run_id in choice.users[0]
