@@ -4,8 +4,9 @@ write the run directory (metrics, status, checkpoints, stop flag).
 A stop loses no training: the order of an epoch's images is a pure function of (random seed,
 epoch) and each batch's augmentation one of (seed, epoch, batch), so a stop at batch k saves
 a mid-epoch checkpoint and a resume trains batches k+1... of the same epoch as if nothing
-had happened. Each epoch is one ``model.fit`` call (Keras keeps the traced train step, so
-this costs a few milliseconds per epoch).
+had happened. Each epoch is one ``model.fit`` call: Keras keeps the traced train step, so
+this and the epoch's pipeline cost about 25 ms per epoch (a tiny model, 32 batches: 278
+against 254 ms per epoch with one fit for all epochs).
 
 ``train_run(run_id)`` trains a run from scratch or resumes it from its newest intact
 checkpoint, and always leaves a final status: finished, stopped or failed (with a message
@@ -365,7 +366,8 @@ class Progress:
         """Each metric times images over all batches of the epoch trained so far; Keras'
         logs hold means over this part of it only."""
         n = self.seen(self.batches) - self.seen(self.first_batch)
-        return {k: self.prior_sums.get(k, 0.0) + float(logs[k]) * n
+        before = self.seen(self.first_batch)  # a sum the checkpoint lacks: this part's mean
+        return {k: self.prior_sums.get(k, float(logs[k]) * before) + float(logs[k]) * n
                 for k in METRIC_KEYS if logs.get(k) is not None}  # fmt: skip
 
     def train_seconds(self) -> float:

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
-from cnn_core import runs, trained, training
+from cnn_core import history, runs, trained, training
 from tests.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
 
 EPOCHS = 3
@@ -103,6 +103,8 @@ def test_stops_at_random_batches_lose_no_training(tiny, monkeypatch, determinist
     assert [r["epoch"] for r in epochs] == [1, 2, 3]
     assert all(r["partial"] is False and r["val_accuracy"] is not None for r in epochs)
     assert [(r["epoch"], r["batch"]) for r in records(stopped, "batch")] == every_batch
+    curve = history.overlay_frame({"stopped": runs.read_metrics(stopped)[0]}, "accuracy")
+    assert curve.index.tolist() == [1, 2, 3] and not curve.isna().any().any()  # no gap
     # The same training as without the stops: same batch losses, same epoch means (the two
     # parts of a stopped epoch weighted by their images), same final weights.
     for kind, keys in (("batch", ("loss", "accuracy")), ("epoch", training.METRIC_KEYS)):
@@ -213,3 +215,27 @@ def test_a_batch_is_augmented_the_same_from_the_start_or_after_a_resume():
     order = training.epoch_order(40, 5, 2)
     assert sorted(order) == list(range(40))
     np.testing.assert_array_equal(plain[0][1].argmax(1), y[order[:8]])
+
+
+def test_a_killed_worker_resumes_from_the_mid_epoch_checkpoint_and_drops_what_followed(
+    tiny, monkeypatch
+):
+    run_id = new_run(epochs=2)
+    recorder = StopAt(monkeypatch, run_id, {(1, 2)})
+    assert training.train_run(run_id) == 0
+    # As a worker killed after resuming leaves it: batches 3 and 4 logged, no checkpoint.
+    with open(runs.run_paths(run_id).metrics, "ab") as f:
+        for b in (3, 4):
+            runs.append_metrics(f, {"kind": "batch", "epoch": 1, "batch": b, "loss": 99.0})
+    runs.clear_stop_request(run_id)
+    runs.update_status(run_id, state="running", pid=1)
+    assert runs.read_status(run_id).state == "interrupted"
+
+    assert training.train_run(run_id) == 0
+    assert runs.read_status(run_id).state == "finished"
+    every_batch = [(e, b) for e in (1, 2) for b in range(1, BATCHES + 1)]
+    assert recorder.trained == every_batch
+    lines = records(run_id, "batch")
+    assert [(r["epoch"], r["batch"]) for r in lines] == every_batch
+    assert 99.0 not in [r["loss"] for r in lines]  # the killed worker's lines were dropped
+    assert runs.read_status(run_id).history_rewrites == 1
