@@ -228,3 +228,53 @@ def predict_in_batches(
     if not chunks:
         return np.zeros((0, predictor.num_classes), np.float32)
     return np.concatenate(chunks)
+
+
+# Where an answer stands between "sure" and "guessing", by its top probability; an answer
+# whose two best classes are this close is a toss-up whatever its top.
+SURE_LEVELS = ((0.95, "very sure"), (0.8, "fairly sure"), (0.5, "unsure"), (0.0, "very unsure"))
+TOSS_UP_MARGIN = 0.2
+
+
+def certainty_words(probs: np.ndarray) -> str:
+    """How sure one answer is, in words: "very sure", "fairly sure", "unsure", "very unsure",
+    or "torn" when the two most probable classes are within TOSS_UP_MARGIN.
+
+    Args:
+        probs: (classes,) or (1, classes) probabilities of one image, at least 2 classes.
+
+    Returns:
+        The words.
+    """
+    scores = np.sort(np.ravel(probs))[::-1]
+    if scores.size >= 2 and scores[0] - scores[1] < TOSS_UP_MARGIN:
+        return "torn"
+    return next(words for level, words in SURE_LEVELS if scores[0] >= level)
+
+
+def certainty_sentence(probs: np.ndarray, class_names: Sequence[str]) -> str:
+    """One sentence for a learner: the model must pick a class, and how sure it is.
+
+    A classifier's softmax always sums to 1 over its own classes, so it answers even for
+    a picture of none of them; the sentence says so and gives the two best classes.
+
+    Args:
+        probs: (classes,) or (1, classes) probabilities of one image.
+        class_names: one name per class, in the model's output order.
+
+    Returns:
+        E.g. "The model must answer with one of its 10 classes, even for a picture of none
+        of them. Here it is fairly sure: 7 at 91.0%, then 1 at 6.2%."
+
+    Raises:
+        ValueError: as `top_k`.
+    """
+    ranked = top_k(probs, 2, class_names)
+    words = certainty_words(probs)
+    lead = f"The model must answer with one of its {len(class_names)} classes, even for a "
+    lead += "picture of none of them."
+    if len(ranked) < 2:
+        return f"{lead} Here it answers {ranked[0][0]} at {ranked[0][1]:.1%}."
+    (best, p_best), (second, p_second) = ranked
+    state = f"torn between {best} and {second}" if words == "torn" else words
+    return f"{lead} Here it is {state}: {best} at {p_best:.1%}, then {second} at {p_second:.1%}."

@@ -6,6 +6,9 @@ learner exactly what the network receives:
 - digits (the canvas, and uploads for MNIST-style models) follow the procedure that made
   MNIST: crop to the ink, fit it into a 20×20 box keeping the aspect ratio, then place it
   in a 28×28 field so that the centre of mass of the ink sits at the centre;
+- uploads for digit models first separate the ink from the paper as a scanner would
+  (lighting and shadows divided out, an Otsu threshold above the paper's grain), and an
+  image without a digit (blank, a dot, a blob, a scribble) gets a typed `NoDigit`;
 - other models get the whole image resized to their input size.
 
 Uploaded bytes are untrusted: `decode_image` caps the bytes and the pixels before any
@@ -18,9 +21,11 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage  # installed with scikit-learn, which requires it
 
 MAX_PIXELS = 40_000_000  # per image; below Pillow's own bomb limit (~89 million)
 MAX_BYTES = 20 * 1024 * 1024
@@ -35,10 +40,12 @@ MNIST_BOX = 20  # longer side of the fitted digit: leaves a margin to shift it i
 PAPER = 255  # transparent pixels are composited onto white paper
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's "L"
 SIXTEEN_BIT_MAX = 65535
-# Below this spread between the image's dark and bright ends (1st and 99th percentile)
-# there is too little ink to judge from the range, so an absolute mid-grey decides.
-MIN_RANGE_TO_JUDGE = 32
-NOISE_SIGMAS = 3  # paper grain this far above the paper's level still counts as paper
+# Ink's direction is judged on the image's detail (the image minus a blur this wide, of
+# its shorter side); below this many grey levels of skew there is no ink to judge by.
+DETAIL_SIDE = 256
+DETAIL_BLUR = 0.05
+MIN_DETAIL_TO_JUDGE = 1.0
+MIN_SKEW = 0.7  # cube root of the third moment over the standard deviation; ink gives >1
 MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation, for Gaussian noise
 
 BBox = tuple[int, int, int, int]  # (top, left, bottom, right); bottom and right exclusive
@@ -82,11 +89,12 @@ class UploadSteps:
         converted: (H0, W0) uint8 grayscale or (H0, W0, 3) uint8 RGB, per the model's
             channels.
         inverted: MNIST-style only: the image was dark on light and was inverted.
-        digit: MNIST-style only: the crop/fit/centre steps; `digit.raw` is the image as
-            light ink on black after inversion and background removal. None otherwise.
+        digit: MNIST-style only: the crop/fit/centre steps; `digit.raw` is the digit's
+            ink, light on black, as `separate_ink` found it. None otherwise.
         resized: other models only: the whole image resized to the model's (H, W).
             None for MNIST-style models.
-        model_input: (H, W, C) float32 in [0, 1].
+        model_input: (H, W, C) float32 in [0, 1]; zeros when no digit was found.
+        paper: MNIST-style only: how the ink was separated from the paper. None otherwise.
     """
 
     original: np.ndarray
@@ -95,11 +103,18 @@ class UploadSteps:
     digit: DigitSteps | None
     resized: np.ndarray | None
     model_input: np.ndarray
+    paper: InkSteps | None = None
+
+    @property
+    def no_digit(self) -> NoDigit | None:
+        """Why an MNIST-style upload holds no digit; None when it holds one (or the model
+        is not a digit model)."""
+        return None if self.paper is None else self.paper.no_digit
 
     @property
     def is_empty(self) -> bool:
-        """True when an MNIST-style upload holds no ink at all."""
-        return self.digit is not None and self.digit.is_empty
+        """True when an MNIST-style upload holds no digit to predict."""
+        return self.no_digit is not None or (self.digit is not None and self.digit.is_empty)
 
 
 # ---------------------------------------------------------------------------- decoding
@@ -400,14 +415,23 @@ def center_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 
 def square_on_black(gray: np.ndarray) -> np.ndarray:
-    """`gray` (2-D) centred on a black square as wide as its longer side, so a step such as
-    the cropped or the fitted digit can be shown enlarged without stretching its shape."""
-    height, width = gray.shape
+    """`gray` ((H, W) or (H, W, C)) centred on a black square as wide as its longer side, so
+    a step such as the cropped or the fitted digit can be shown enlarged without stretching
+    its shape."""
+    height, width = gray.shape[:2]
     side = max(height, width)
-    square = np.zeros((side, side), gray.dtype)
+    square = np.zeros((side, side, *gray.shape[2:]), gray.dtype)
     top, left = (side - height) // 2, (side - width) // 2
     square[top : top + height, left : left + width] = gray
     return square
+
+
+def thumbnail(pixels: np.ndarray, side: int) -> np.ndarray:
+    """A copy of an (H, W) or (H, W, 3) uint8 image whose longer side is at most `side`,
+    for display: a 12-megapixel photo is not sent to the browser to be shown 96 wide."""
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    image.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return np.asarray(image)
 
 
 def _round_half_up(value: float) -> int:
@@ -427,9 +451,11 @@ def prepare_upload(
 ) -> UploadSteps:
     """Turn a decoded upload into input for a model, keeping every step.
 
-    MNIST-style models get the digit procedure: a dark-on-light image (a digit on paper)
-    is inverted, the paper's grey is removed, then the ink is cropped, fitted and centred
-    like a canvas drawing. Other models get the whole image resized to (H, W) without
+    MNIST-style models get the digit procedure: the ink is separated from the paper as a
+    scanner would (`separate_ink`: lighting, shadows and grain removed, dark ink on light
+    paper inverted), then cropped, fitted and centred like a canvas drawing. An image that
+    holds no digit (blank, a dot, a blob, a scribble) gets `no_digit` and zero input.
+    Other models get the whole image resized to (H, W) without
     keeping the aspect ratio: their training images (e.g. CIFAR-10) fill the frame, so a
     slightly squeezed picture is closer to what they saw than one with letterbox bars,
     which they never saw and which would shrink the object.
@@ -451,10 +477,11 @@ def prepare_upload(
     original = np.asarray(image.convert("RGB"))
     converted = np.asarray(image.convert("L")) if channels == 1 else original
     if mnist_style:
-        inverted = is_dark_on_light(converted)
-        ink = 255 - converted if inverted else converted
-        digit = prepare_digit(remove_background(ink))
-        return UploadSteps(original, converted, inverted, digit, None, digit.model_input)
+        working = _shrink(converted, WORK_SIDE)  # first: every later step is per pixel
+        inverted = is_dark_on_light(working)
+        paper = separate_ink(working, inverted)
+        digit = prepare_digit(paper.ink)
+        return UploadSteps(original, converted, inverted, digit, None, digit.model_input, paper)
     resized = _resize_whole(converted, height, width)
     model_input = resized.astype(np.float32) / 255
     if channels == 1:
@@ -479,11 +506,13 @@ def _check_input_shape(input_shape: tuple[int, ...], mnist_style: bool) -> tuple
 def is_dark_on_light(gray: np.ndarray) -> bool:
     """Whether a grayscale image is dark ink on a light background.
 
-    The background is the median of the border pixels. The image is dark on light when
-    that background is nearer the bright end of the image's own range (1st to 99th
-    percentile) than the dark end, which also holds for grey paper in a dim photo. When
-    the range is too narrow to judge (very little ink), a background brighter than
-    mid-grey decides.
+    Ink is the minority of an image's pixels and stands out from the paper around it, so
+    the sign of the third moment (skewness) of the image's detail, the image minus a blur
+    of it, says which way the ink goes: a long dark tail for a pen on paper, a bright one
+    for chalk on a board. A shadow or the fall-off of a lamp is removed with the blur, so
+    it cannot swap paper and ink as a darker half of the page would for any brightness
+    rule. With too little detail to judge (blank paper, or a shadow's edge alone), an
+    image whose brightest part is lighter than mid-grey is taken as paper.
 
     Args:
         gray: (H, W) uint8.
@@ -491,37 +520,23 @@ def is_dark_on_light(gray: np.ndarray) -> bool:
     Returns:
         True for dark on light, False for light on dark.
     """
-    background = float(np.median(_border(gray)))
-    dark, bright = np.percentile(gray, [1, 99])
-    if bright - dark < MIN_RANGE_TO_JUDGE:
-        return bool(background > 127)
-    return bool(background > (dark + bright) / 2)
+    detail = _detail(gray)
+    third_moment = float(np.mean(detail**3))
+    skew = abs(third_moment) ** (1 / 3)
+    if skew < max(MIN_DETAIL_TO_JUDGE, MIN_SKEW * float(np.std(detail))):
+        return bool(np.percentile(gray, 99) > 127)  # the best-lit paper, if any
+    return third_moment < 0
 
 
-def remove_background(ink: np.ndarray) -> np.ndarray:
-    """Map the background to black and the brightest ink to white.
-
-    Photographed paper is grey, not white, so after inversion its background is not
-    black; left as is, every pixel would count as ink and the crop would be the whole
-    photo. The background level is the border's median plus three standard deviations
-    of its grain (estimated robustly, from the median absolute deviation), so the
-    paper's noise goes to black too. A clean light-on-black image comes out unchanged.
-
-    Args:
-        ink: (H, W) uint8, light ink on a darker background.
-
-    Returns:
-        (H, W) uint8 with the background at 0; all zeros when there is no ink.
-    """
-    border = _border(ink).astype(np.float32)
-    median = float(np.median(border))
-    grain = MAD_TO_SIGMA * float(np.median(np.abs(border - median)))
-    background = median + NOISE_SIGMAS * grain
-    peak = float(ink.max())
-    if peak <= background:
-        return np.zeros_like(ink)
-    stretched = (ink.astype(np.float32) - background) * (255 / (peak - background))
-    return np.rint(np.clip(stretched, 0, 255)).astype(np.uint8)
+def _detail(gray: np.ndarray) -> np.ndarray:
+    """The image minus its slow changes (lighting, shadows), on a copy of at most
+    DETAIL_SIDE pixels: block averages keep the mass of thin strokes."""
+    height, width = gray.shape
+    scale = min(1.0, DETAIL_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX), np.float64)
+    sigma = max(1.0, DETAIL_BLUR * min(small.shape))
+    return small - ndimage.gaussian_filter(small, sigma, mode="nearest")
 
 
 def _border(gray: np.ndarray) -> np.ndarray:
@@ -535,6 +550,379 @@ def _resize_whole(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
         (width, height), Image.Resampling.LANCZOS, reducing_gap=3.0
     )
     return np.asarray(resized)
+
+
+# ------------------------------------------------------------------- photos of digits
+#
+# A photo of a digit on paper is not a canvas: the paper is grey and unevenly lit (a
+# shadow across the page), the sensor adds noise, and the picture may hold no digit at all.
+# `separate_ink` does what a scanner does before a digit is cut out: it estimates the
+# paper's lighting, divides it out, thresholds the result (Otsu, never below the paper's
+# noise), keeps the digit's strokes and refuses what cannot be a digit.
+
+WORK_SIDE = 768  # longer side of the working copy: strokes survive, 12 MP photos stay fast
+LIGHTING_KERNEL = 0.15  # closing window, of the shorter side: wider than any pen stroke
+BLUR_FROM_SIDE = 200  # working copies this large are blurred by one pixel against grain
+MIN_CONTRAST = 0.2  # ink is at least 20% darker than the paper around it
+NOISE_FLOOR_SIGMAS = 6  # and further from the paper's level than its grain reaches (the
+# grain is measured after a blur that correlates neighbours, which hides some of it)
+SOFT_EDGE_SIGMAS = 3  # the strokes' soft edges start this far above the paper's grain
+PAPER_PERCENTILE = 25  # of the contrast: paper covers more than this of any digit's photo
+SPECK_SIDE = 0.01  # pieces smaller than (1% of the shorter side)² are dust, not ink
+MIN_SPECK_PIXELS = 4
+JOIN_MARGIN = 0.25  # a piece this near the digit (of its longer side) belongs to it
+MIN_DIGIT_SIDE = 0.05  # of the image's shorter side; below it the ink is a dot
+MIN_DIGIT_PIXELS = 6
+MAX_BLOB_THICKNESS = 0.5  # a stroke thicker than half the digit's size is a blob
+MAX_PIECES = 6  # a digit is written in at most a few strokes
+MAX_INK_OUTSIDE = 0.5  # more ink elsewhere than in the digit: a page of scribbles or text
+MAX_LOOPS = 2  # an 8 has two enclosed holes; a scribble has many
+MIN_LOOP_AREA = 0.004  # of the digit's box: smaller holes are gaps in the ink, not loops
+MAX_INK_FRACTION = 0.4  # a digit leaves most of the picture to the paper
+MNIST_STROKE = 0.15  # MNIST's median stroke is ~16% of the digit's longer side
+THIN_STROKE = 0.11  # strokes thinner than this (a fine pen) are thickened to MNIST_STROKE
+INK_LEVEL_PERCENTILE = 90  # of the strokes' contrast: mapped to full white
+
+
+class NoDigitKind(StrEnum):
+    """Why an image holds no digit a digit model could read."""
+
+    NO_INK = "no ink"
+    TOO_SMALL = "too small"
+    BLOB = "a blob, not strokes"
+    SCATTERED = "scattered"
+    TOO_MUCH_INK = "too much ink"
+
+
+NO_DIGIT_ADVICE = {
+    NoDigitKind.NO_INK: (
+        "the picture is blank paper, with nothing darker than the paper around it. "
+        "Write the digit with a darker pen, or photograph it closer."
+    ),
+    NoDigitKind.TOO_SMALL: (
+        "the only ink is a dot or specks, too small to be a digit. Write the digit larger, "
+        "or photograph it so that it fills most of the frame."
+    ),
+    NoDigitKind.BLOB: (
+        "the ink is one solid blob, not the strokes of a digit. Write the digit with a pen "
+        "line, not a filled shape."
+    ),
+    NoDigitKind.SCATTERED: (
+        "the ink is scattered over the picture in many pieces or loops (a scribble, text or "
+        "a pattern), not one digit. Photograph one digit on plain paper, filling the frame."
+    ),
+    NoDigitKind.TOO_MUCH_INK: (
+        "most of the picture is dark, so ink and paper cannot be told apart. Photograph a "
+        "digit on plain, light paper (or draw it light on a dark background)."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class NoDigit:
+    """A typed "no digit found": what is wrong and what to do, for the page to show.
+
+    Attributes:
+        kind: the reason, for code and tests.
+        message: one sentence for the learner ("No digit found: …").
+    """
+
+    kind: NoDigitKind
+
+    @property
+    def message(self) -> str:
+        return f"No digit found: {NO_DIGIT_ADVICE[self.kind]}"
+
+
+@dataclass(frozen=True, eq=False)
+class InkSteps:
+    """How the ink was separated from the paper of a photo, for display.
+
+    Attributes:
+        working: (h, w) uint8 grayscale, the upload shrunk to at most WORK_SIDE.
+        paper_removed: (h, w) uint8, how much darker than the paper (or, for light ink on
+            a dark ground, brighter than the ground) each pixel is; light on black.
+        strokes: (h, w) bool, the pixels found to be the digit's ink (above the
+            threshold, dust and stray marks left out); all False when no digit is found.
+        ink: (h, w) uint8, the digit's strokes alone, light on black, thickened to
+            MNIST's stroke width when they were thinner; all zeros when no digit is found.
+        threshold: the contrast (0..1) above which a pixel counted as ink.
+        no_digit: why no digit was found; None when one was.
+    """
+
+    working: np.ndarray
+    paper_removed: np.ndarray
+    strokes: np.ndarray
+    ink: np.ndarray
+    threshold: float
+    no_digit: NoDigit | None
+
+
+def separate_ink(gray: np.ndarray, dark_on_light: bool) -> InkSteps:
+    """Separate a digit's ink from the paper of a photo, or say why there is no digit.
+
+    Args:
+        gray: (H, W) uint8 grayscale photo or scan, any size.
+        dark_on_light: the ink is darker than its background (a pen on paper).
+
+    Returns:
+        The InkSteps; `ink` is ready for `prepare_digit` when `no_digit` is None.
+    """
+    working = _shrink(np.asarray(gray, np.uint8), WORK_SIDE)
+    contrast = _contrast_to_paper(working, dark_on_light)
+    threshold = _ink_threshold(contrast)
+    pieces = _ink_pieces(contrast > threshold, min(working.shape))
+    digit, verdict = _find_digit(pieces, working.shape)
+    paper_removed = _to_uint8(contrast)
+    if verdict is not None:
+        none = np.zeros(working.shape, bool)
+        return InkSteps(working, paper_removed, none, np.zeros_like(working), threshold, verdict)
+    ink = _stroke_image(contrast, digit)
+    return InkSteps(working, paper_removed, _pen_edges(contrast, digit), ink, threshold, None)
+
+
+def _shrink(gray: np.ndarray, side: int) -> np.ndarray:
+    height, width = gray.shape
+    scale = side / max(height, width)
+    if scale >= 1:
+        return gray
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # reducing_gap first averages whole blocks (fast for 12 MP photos); the averaging keeps
+    # thin strokes as fainter lines instead of skipping them.
+    return np.asarray(
+        Image.fromarray(gray).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    )
+
+
+def _contrast_to_paper(gray: np.ndarray, dark_on_light: bool) -> np.ndarray:
+    """0..1 float32: how far each pixel is from the local paper (or ground), toward ink.
+
+    Paper's lighting multiplies its brightness (a shadow halves paper and ink alike), so a
+    pen on paper is measured as 1 - pixel / paper. The paper is estimated by a grey closing
+    (dilation, then erosion) with a window wider than any stroke: it removes the dark
+    strokes and keeps the slow change of the lighting, as a scanner's background
+    estimation does. Light ink on a dark ground uses an opening and a difference instead.
+    """
+    values = gray.astype(np.float32)
+    if min(gray.shape) >= BLUR_FROM_SIDE:
+        values = ndimage.gaussian_filter(values, 1.0)
+    background = _background(values, closing=dark_on_light)
+    if dark_on_light:
+        contrast = 1 - values / np.maximum(background, 1)
+    else:
+        contrast = (values - background) / np.maximum(255 - background, 1)
+    return np.clip(contrast, 0, 1).astype(np.float32)
+
+
+def _background(values: np.ndarray, closing: bool) -> np.ndarray:
+    # At full working size, not on a shrunken copy: averaging cells first would turn
+    # dense hatching or text into an even grey "paper". Square windows make the closing
+    # two 1-D passes per direction, so it costs a few milliseconds.
+    window = max(3, round(LIGHTING_KERNEL * min(values.shape)))
+    morph = ndimage.grey_closing if closing else ndimage.grey_opening
+    # Mirrored at the edges: a shadow's corner there keeps its width, and is not filled in
+    # as if it were a stroke.
+    return morph(values, size=(window, window), mode="reflect")
+
+
+def _ink_threshold(contrast: np.ndarray) -> float:
+    """Otsu's threshold on the contrast, but never within the paper's own grain."""
+    floor = _paper_level(contrast) + max(MIN_CONTRAST, NOISE_FLOOR_SIGMAS * _grain(contrast))
+    return max(otsu_threshold(contrast), floor)
+
+
+def _paper_level(contrast: np.ndarray) -> float:
+    # A low quantile rather than the median: a page of dense ink (which is then refused
+    # as too much ink) must not move the paper's level up to the ink's.
+    return float(np.percentile(contrast, PAPER_PERCENTILE))
+
+
+def _grain(contrast: np.ndarray) -> float:
+    """The paper's noise (standard deviation), from the differences of neighbouring
+    pixels, which even areas of ink and the edges of strokes hardly change."""
+    steps = np.abs(np.diff(contrast, axis=1))
+    return MAD_TO_SIGMA * float(np.median(steps)) / np.sqrt(2) if steps.size else 0.0
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of values in [0, 1]: the cut that maximises the between-class
+    variance of the two sides.
+
+    Args:
+        values: an array of floats in [0, 1].
+        bins: histogram bins.
+
+    Returns:
+        The threshold; values above it form the upper class. 1.0 for a constant image.
+    """
+    counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    counts = counts.astype(np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(counts * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_low = sum_low / weight_low
+        mean_high = (sum_low[-1] - sum_low) / weight_high
+        between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    between = np.nan_to_num(between[:-1], nan=-1.0)
+    if between.max(initial=-1.0) <= 0:
+        return 1.0
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """The connected pieces of ink after the dust is removed."""
+
+    labels: np.ndarray  # (h, w) int32, 0 for paper
+    areas: np.ndarray  # area of piece i + 1
+    boxes: list[BBox]  # bounding box of piece i + 1
+    had_ink: bool  # some ink was found, perhaps only dust
+
+
+def _ink_pieces(mask: np.ndarray, shorter_side: int) -> _Pieces:
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    speck = max(MIN_SPECK_PIXELS, (SPECK_SIDE * shorter_side) ** 2)
+    keep = np.flatnonzero(areas >= speck) + 1
+    relabel = np.zeros(count + 1, np.int32)
+    relabel[keep] = np.arange(1, keep.size + 1)
+    labels = relabel[labels]
+    slices = ndimage.find_objects(labels)
+    boxes = [(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in slices]
+    return _Pieces(labels, areas[keep - 1], boxes, bool(count))
+
+
+def _find_digit(pieces: _Pieces, shape: tuple[int, int]) -> tuple[np.ndarray, NoDigit | None]:
+    """The digit's mask (the largest piece and the pieces near it), or why there is none."""
+    empty = np.zeros(shape, bool)
+    if not pieces.boxes:
+        return empty, NoDigit(NoDigitKind.TOO_SMALL if pieces.had_ink else NoDigitKind.NO_INK)
+    if pieces.areas.sum() > MAX_INK_FRACTION * shape[0] * shape[1]:
+        return empty, NoDigit(NoDigitKind.TOO_MUCH_INK)
+    members = _digit_members(pieces)
+    digit = np.isin(pieces.labels, np.asarray(members) + 1)
+    box = _union_box([pieces.boxes[i] for i in members])
+    side = max(box[2] - box[0], box[3] - box[1])
+    verdict = _judge_digit(digit[box[0] : box[2], box[1] : box[3]], side, min(shape))
+    inside = pieces.areas[members].sum()
+    if verdict is None and (
+        len(members) > MAX_PIECES or pieces.areas.sum() - inside > MAX_INK_OUTSIDE * inside
+    ):
+        verdict = NoDigit(NoDigitKind.SCATTERED)
+    return digit, verdict
+
+
+def _digit_members(pieces: _Pieces) -> list[int]:
+    """The largest piece, grown by every piece whose box comes near the digit's box."""
+    members = [int(np.argmax(pieces.areas))]
+    grown = True
+    while grown:
+        box = _union_box([pieces.boxes[i] for i in members])
+        margin = JOIN_MARGIN * max(box[2] - box[0], box[3] - box[1])
+        near = [
+            i for i, other in enumerate(pieces.boxes)
+            if i not in members and _boxes_near(box, other, margin)
+        ]  # fmt: skip
+        members += near
+        grown = bool(near)
+    return members
+
+
+def _boxes_near(box: BBox, other: BBox, margin: float) -> bool:
+    return (
+        other[0] < box[2] + margin and other[2] > box[0] - margin
+        and other[1] < box[3] + margin and other[3] > box[1] - margin
+    )  # fmt: skip
+
+
+def _union_box(boxes: list[BBox]) -> BBox:
+    return (
+        min(b[0] for b in boxes), min(b[1] for b in boxes),
+        max(b[2] for b in boxes), max(b[3] for b in boxes),
+    )  # fmt: skip
+
+
+def _judge_digit(digit: np.ndarray, side: int, shorter_side: int) -> NoDigit | None:
+    """Whether the ink cut out to its box could be a digit; None when it could."""
+    if side < max(MIN_DIGIT_PIXELS, MIN_DIGIT_SIDE * shorter_side):
+        return NoDigit(NoDigitKind.TOO_SMALL)
+    if stroke_thickness(digit, widest=True) > MAX_BLOB_THICKNESS * side:
+        return NoDigit(NoDigitKind.BLOB)
+    if count_loops(digit, MIN_LOOP_AREA * digit.size) > MAX_LOOPS:
+        return NoDigit(NoDigitKind.SCATTERED)
+    return None
+
+
+def stroke_thickness(mask: np.ndarray, widest: bool = False) -> float:
+    """The width of the strokes of a binary image, in pixels.
+
+    From the distance of each ink pixel to the paper: along a stroke's middle line it is
+    half the stroke's width.
+
+    Args:
+        mask: (h, w) bool, the ink.
+        widest: the widest place (a blob's diameter) instead of the typical stroke.
+
+    Returns:
+        The width; 0 for no ink.
+    """
+    if not mask.any():
+        return 0.0
+    distance = ndimage.distance_transform_edt(np.pad(mask, 1))
+    if widest:
+        return 2 * float(distance.max())
+    ridge = (distance == ndimage.maximum_filter(distance, size=3)) & (distance > 0)
+    # A middle-line pixel's distance reaches the first paper pixel, half a pixel past the
+    # stroke's edge on each side for odd widths and none for even ones: -0.5 on average.
+    return 2 * float(np.median(distance[ridge])) - 0.5
+
+
+def count_loops(mask: np.ndarray, min_area: float) -> int:
+    """How many holes of at least `min_area` pixels the ink encloses (an 8 has two)."""
+    paper, count = ndimage.label(~np.pad(mask, 1))  # 4-connected paper around 8-connected ink
+    areas = np.bincount(paper.ravel(), minlength=count + 1)
+    outside = paper[0, 0]
+    return int(sum(1 for i in range(1, count + 1) if i != outside and areas[i] >= min_area))
+
+
+def _stroke_image(contrast: np.ndarray, digit: np.ndarray) -> np.ndarray:
+    """The digit alone, light on black, with strokes as wide as MNIST's when thinner.
+
+    The contrast is kept (its soft edges are the antialiasing) within a pixel of the
+    chosen strokes, so the rest of the page is black; a fine pen's strokes are widened,
+    since a network trained on MNIST never saw a digit drawn in hairlines.
+    """
+    rows, cols = np.nonzero(digit)
+    side = max(np.ptp(rows), np.ptp(cols)) + 1
+    level = _ink_level(contrast, digit)
+    # The paper's grain is taken off, so the pixels around a stroke stay black.
+    paper = _paper_level(contrast) + SOFT_EDGE_SIGMAS * _grain(contrast)
+    soft = np.clip((contrast - paper) / max(level - paper, 1e-6), 0, 1)
+    near = ndimage.binary_dilation(digit, structure=np.ones((3, 3), bool))
+    ink = soft * near
+    width = stroke_thickness(digit)
+    if width < THIN_STROKE * side:
+        radius = (MNIST_STROKE * side - max(width, 1)) / 2
+        widened = ndimage.distance_transform_edt(~digit) <= radius
+        ink = np.maximum(ink, widened)
+    return _to_uint8(ink)
+
+
+def _pen_edges(contrast: np.ndarray, digit: np.ndarray) -> np.ndarray:
+    """The digit's pieces cut at half the ink's contrast, where a pen covers half of a
+    pixel (Otsu's cut, made for finding the pieces, lies nearer the paper)."""
+    half = (_paper_level(contrast) + _ink_level(contrast, digit)) / 2
+    return digit & (contrast >= half)
+
+
+def _ink_level(contrast: np.ndarray, digit: np.ndarray) -> float:
+    return float(np.percentile(contrast[digit], INK_LEVEL_PERCENTILE))
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------ display

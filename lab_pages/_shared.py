@@ -129,11 +129,28 @@ def replay_slider(key: str, widget_prefix: str, caption: str) -> int | None:
     return None if chosen == epochs[-1] else int(chosen)
 
 
+def unavailable_hint(dataset: str) -> str:
+    """What makes a dataset without models usable: its data first, then a training run."""
+    title = datasets.dataset_title(dataset)
+    if dataset.startswith(datasets.USER_PREFIX):
+        get = "Import its images again on the Data page"
+    else:
+        get = f"Download it (needs internet): `{datasets.download_hint(dataset)}`"
+    return (
+        f"No trained model for {title}, and its images are not on this computer, so none "
+        f"can be trained yet. {get}, then train a model on the Train page, or choose MNIST "
+        "in the sidebar to use the shipped model."
+    )
+
+
 def model_chooser(dataset: str, key: str = "model_key"):
     """Pick a trained model for the dataset; returns its TrainedModel or None with a hint."""
     from cnn_core import trained
 
     choices = trained.list_trained(dataset)
+    if not choices and not datasets.is_available(dataset):  # nothing can be trained on it
+        st.info(unavailable_hint(dataset))
+        return None
     if not choices:
         st.info(
             f"No trained model for {datasets.dataset_title(dataset)} yet. Train one on the "

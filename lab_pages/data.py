@@ -105,9 +105,7 @@ def dataset_view(name: str) -> None:
     stats = datasets.dataset_stats(ds)
     h, w, c = stats.image_shape
     cols = st.columns(4)
-    cols[0].metric(
-        "Image size", f"{h}×{w}", f"{c} channel{'s' if c > 1 else ''}", delta_color="off"
-    )
+    cols[0].metric("Image size", f"{h}×{w}", help=f"{c} channel{'s' if c > 1 else ''} per pixel")
     cols[1].metric("Training images", f"{stats.train_count:,}")
     cols[2].metric("Test images", f"{stats.test_count:,}")
     cols[3].metric("Pixel mean ± std", f"{stats.pixel_mean:.1f} ± {stats.pixel_std:.1f}")

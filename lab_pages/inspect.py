@@ -344,10 +344,11 @@ def saliency_view(choice: trained.TrainedModel, model, epoch: int | None, x, pro
             f"Grad-CAM is drawn on {cam_layer}, because {convs[-1]} shows no evidence for "
             f"{names[index]}: {why}."
         )
+    example = ", say the gap that would close a 4 into a 9" if choice.dataset == "mnist" else ""
     st.caption(
         "Try a class the model did not choose: its evidence often sits where the image "
-        "differs from that class, say the gap that would close a 4 into a 9. An early "
-        "Grad-CAM layer gives a finer but noisier map."
+        f"differs from that class{example}. An early Grad-CAM layer gives a finer but "
+        "noisier map."
     )
 
 

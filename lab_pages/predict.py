@@ -4,6 +4,7 @@ import weakref
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from cnn_core import inference, preprocess, trained
@@ -16,6 +17,7 @@ from lab_pages._shared import (
 )
 
 CANVAS_SIZE = 280
+STEP_SIZE = 96  # each preprocessing step is shown this wide
 GALLERY_SIZE = 16
 GALLERY_COLUMNS = 8
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
@@ -38,10 +40,21 @@ except trained.TrainedModelError as exc:
 mnist_style = choice.ink_on_dark and tuple(choice.input_shape) == (28, 28, 1)
 
 
+def step_picture(pixels: np.ndarray) -> Image.Image:
+    """One step on a black square: a tall, thin "1" stays tall and thin. Small steps keep
+    their hard pixels; a photo is shrunk smoothly."""
+    if pixels.dtype == np.bool_:
+        pixels = pixels.astype(np.uint8) * 255
+    square = preprocess.square_on_black(preprocess.thumbnail(pixels, 2 * STEP_SIZE))
+    if square.shape[0] > STEP_SIZE:
+        return Image.fromarray(square).resize((STEP_SIZE, STEP_SIZE), Image.Resampling.LANCZOS)
+    return pixel_image(square, STEP_SIZE)
+
+
 def show_steps(steps: list[tuple[str, np.ndarray]]) -> None:
-    """Each step enlarged on a black square: a tall, thin "1" stays tall and thin."""
+    """The steps side by side, each captioned."""
     for col, (caption, pixels) in zip(st.columns(len(steps)), steps, strict=True):
-        col.image(pixel_image(preprocess.square_on_black(pixels), 96), caption=caption)
+        col.image(step_picture(pixels), caption=caption)
 
 
 def gallery_predictions(ds, predictor, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +78,11 @@ def gallery_predictions(ds, predictor, seed: int) -> tuple[np.ndarray, np.ndarra
 
 
 def show_prediction(probs: np.ndarray, class_names) -> None:
+    """The answer, how sure it is in words (it must pick a class), and every class's bar."""
     best = int(np.argmax(probs))
-    st.metric("Prediction", class_names[best], f"{probs[best]:.1%} sure", delta_color="off")
+    # No metric delta: Streamlit draws it with an arrow, as if the value had changed.
+    st.metric("Prediction", class_names[best])
+    st.caption(inference.certainty_sentence(probs, class_names))
     probability_chart(probs, class_names)
 
 
@@ -130,18 +146,51 @@ def upload_panel(choice, predictor, mnist_style: bool) -> None:
             except preprocess.ImageRejected as exc:
                 st.error(str(exc))
                 continue
+            st.markdown(f"**{file.name}**")
+            if steps.no_digit is not None:
+                st.warning(steps.no_digit.message)
+                show_steps(upload_steps(steps)[:2])  # what it saw: the photo, its ink
+                continue
             probs = predictor.predict_proba(steps.model_input)[0]
             st.session_state["inspect_input"] = (file.name, steps.model_input)
-            cols = st.columns([1, 1, 2])
-            cols[0].image(steps.original, caption=file.name, width=140)
-            note = "model input (inverted: dark on light)" if steps.inverted else "model input"
-            cols[1].image(
-                pixel_image((steps.model_input * 255).astype(np.uint8), 140), caption=note
-            )
-            top = inference.top_k(probs, 3, choice.class_names)
-            cols[2].markdown(
-                "\n".join(f"{i + 1}. **{name}**: {p:.1%}" for i, (name, p) in enumerate(top))
-            )
+            left, right = st.columns([1, 1])
+            with left:
+                show_prediction(probs, choice.class_names)
+            with right:
+                st.markdown(upload_explanation(steps))
+                show_steps(upload_steps(steps))
+
+
+def upload_steps(steps: preprocess.UploadSteps) -> list[tuple[str, np.ndarray]]:
+    """The pictures from the upload to the model input, captioned."""
+    if steps.paper is None:  # a model of whole pictures
+        return [("upload", steps.original), ("model input", steps.resized)]
+    digit = steps.digit
+    found = [
+        ("photo (grey)", steps.paper.working),
+        ("paper removed", steps.paper.paper_removed),
+        ("ink", steps.paper.strokes),
+    ]
+    if digit.cropped is None:
+        return found
+    return [*found, ("cropped", digit.cropped), ("28×28 centred", digit.centered)]
+
+
+def upload_explanation(steps: preprocess.UploadSteps) -> str:
+    if steps.paper is None:
+        return (
+            "**What the model receives**: the whole picture, resized to the size of its "
+            "training images."
+        )
+    flip = "dark ink on light paper, turned into light on dark" if steps.inverted else (
+        "light ink on a dark background"
+    )  # fmt: skip
+    return (
+        f"**What the model receives**: {flip}. The paper's lighting and shadows are "
+        "divided out, the ink is the part clearly darker than its paper (specks and stray "
+        "marks left out), then it is cropped, fitted into 20×20 and centred in 28×28 like "
+        "MNIST's digits."
+    )
 
 
 @st.fragment
@@ -157,10 +206,9 @@ def gallery_panel(choice, predictor) -> None:
     grid = st.columns(GALLERY_COLUMNS)
     for slot, (index, p) in enumerate(zip(picks, probs, strict=True)):
         guess, truth = int(np.argmax(p)), int(ds.y_test[index])
+        # Every tile says the same things, so a mistake's tile is not taller than the rest.
         mark = "✓" if guess == truth else "✗"
-        caption = f"{mark} {ds.class_names[guess]} {p[guess]:.0%}" + (
-            "" if guess == truth else f" (is {ds.class_names[truth]})"
-        )
+        caption = f"{mark} {ds.class_names[guess]} {p[guess]:.0%} · is {ds.class_names[truth]}"
         grid[slot % GALLERY_COLUMNS].image(pixel_image(ds.x_test[index], 84), caption=caption)
 
 

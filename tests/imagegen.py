@@ -75,3 +75,110 @@ def png_from_samples(samples: np.ndarray, colour_type: int) -> bytes:
     raw = b"".join(b"\0" + row.tobytes() for row in rows)  # filter type 0 on every row
     body = png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(raw))
     return PNG_SIGNATURE + body + png_chunk(b"IEND", b"")
+
+
+# ---------------------------------------------------------------- photos of paper
+
+PHOTO_SIZE = (4000, 3000)  # (width, height) of a 12-megapixel phone photo
+PAPER_TINT = np.array([1.0, 0.97, 0.9])  # warm indoor light on white paper
+
+
+def stamp(coverage: np.ndarray, size: tuple[int, int], box: tuple[float, float, float]):
+    """Scale an ink coverage image (0..1) up into a page of `size` (width, height).
+
+    Args:
+        coverage: (h, w) floats, 1 where the pen covers the paper, e.g. an MNIST digit / 255.
+        size: the page's (width, height) in pixels.
+        box: (left, top, side) of the square the coverage fills, as fractions of the width,
+            the height and the shorter side.
+
+    Returns:
+        (height, width) float32 coverage of the whole page.
+    """
+    width, height = size
+    side = max(1, round(box[2] * min(width, height)))
+    scaled = Image.fromarray(np.asarray(coverage, np.float32), "F").resize(
+        (side, side), Image.Resampling.BICUBIC
+    )
+    page = np.zeros((height, width), np.float32)
+    left, top = round(box[0] * width), round(box[1] * height)
+    page[top : top + side, left : left + side] = np.clip(np.asarray(scaled), 0, 1)
+    return page
+
+
+def pen_strokes(points, width_fraction: float, size: tuple[int, int]) -> np.ndarray:
+    """Coverage of a pen line through `points` (fractions of width and height)."""
+    width, height = size
+    image = Image.new("L", size, 0)
+    pen = max(1, round(width_fraction * min(width, height)))
+    xy = [(x * width, y * height) for x, y in points]
+    ImageDraw.Draw(image).line(xy, fill=255, width=pen, joint="curve")
+    return np.asarray(image, np.float32) / 255
+
+
+def paper_photo(
+    coverage: np.ndarray,
+    *,
+    paper: float = 225.0,
+    ink: float = 35.0,
+    shadow: float = 0.0,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> Image.Image:
+    """An RGB photo of ink on paper as a phone takes it.
+
+    The light falls off toward one corner; `shadow` darkens the far side of a soft edge
+    across the page (a hand or a phone between the lamp and the sheet) by that fraction,
+    ink and paper alike, since a shadow multiplies the light. Sensor noise is Gaussian.
+
+    Args:
+        coverage: (H, W) pen coverage 0..1 (from `stamp` or `pen_strokes`).
+        paper: the lit paper's grey level.
+        ink: the ink's grey level in the same light.
+        shadow: 0 (none) to 1 (black) darkening of the shadowed side.
+        noise: the sensor noise's standard deviation in grey levels.
+        seed: for the noise.
+    """
+    height, width = coverage.shape
+    rows = np.linspace(0, 1, height, dtype=np.float32)[:, np.newaxis]
+    cols = np.linspace(0, 1, width, dtype=np.float32)[np.newaxis, :]
+    light = 1 - 0.15 * (rows + cols) / 2  # the lamp is nearer the top left
+    if shadow:
+        edge = (0.8 * cols + 0.6 * rows - 0.55) / 0.03  # a penumbra of ~3% of the page
+        light = light * (1 - shadow / (1 + np.exp(-edge)))
+    reflectance = 1 - coverage * (1 - ink / paper)
+    grey = (paper * light * reflectance).astype(np.float32)
+    pixels = grey[..., np.newaxis] * PAPER_TINT.astype(np.float32)
+    if noise:
+        rng = np.random.default_rng(seed)
+        pixels += rng.normal(0, noise, pixels.shape).astype(np.float32)
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+
+
+def scribble(size: tuple[int, int], seed: int = 0, turns: int = 25) -> np.ndarray:
+    """Coverage of a tangled zigzag of pen lines in the middle of the page."""
+    rng = np.random.default_rng(seed)
+    points = [tuple(p) for p in rng.uniform(0.3, 0.7, (turns, 2))]
+    return pen_strokes(points, 0.006, size)
+
+
+def speckle(size: tuple[int, int], seed: int = 0, count: int = 400) -> np.ndarray:
+    """Coverage of many small blots of ink scattered over the whole page."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    image = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(image)
+    for x, y, r in zip(rng.uniform(0, width, count), rng.uniform(0, height, count),
+                       rng.uniform(0.002, 0.006, count) * min(size), strict=True):  # fmt: skip
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=255)
+    return np.asarray(image, np.float32) / 255
+
+
+def ink_dot(size: tuple[int, int], diameter: float = 0.015, centre=(0.5, 0.5)) -> np.ndarray:
+    """Coverage of one round dot of ink (`diameter` of the shorter side) on the page."""
+    width, height = size
+    radius = diameter * min(size) / 2
+    x, y = centre[0] * width, centre[1] * height
+    image = Image.new("L", size, 0)
+    ImageDraw.Draw(image).ellipse([x - radius, y - radius, x + radius, y + radius], fill=255)
+    return np.asarray(image, np.float32) / 255

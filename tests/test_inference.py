@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from cnn_core import inference
 from cnn_core.inference import Predictor, predict_in_batches, top_k
 
 IMAGE_SHAPE = (8, 8, 1)
@@ -214,3 +215,35 @@ def test_report_canvas_latency(capsys):
     np.testing.assert_allclose(
         predictor.predict_proba(image), model.predict(image[np.newaxis], verbose=0), atol=1e-5
     )
+
+
+# -------------------------------------------------------------- certainty in words
+
+
+@pytest.mark.parametrize(
+    ("probs", "words"),
+    [
+        ([0.97, 0.02, 0.01], "very sure"),
+        ([0.85, 0.1, 0.05], "fairly sure"),
+        ([0.6, 0.3, 0.1], "unsure"),
+        ([0.45, 0.2, 0.2, 0.15], "very unsure"),
+        ([0.55, 0.36, 0.09], "torn"),  # unsure by its top, but the best two 0.19 apart
+        ([0.5, 0.45, 0.05], "torn"),
+        ([0.34, 0.33, 0.33], "torn"),
+    ],
+)
+def test_certainty_words_follow_the_top_and_the_margin(probs, words):
+    assert inference.certainty_words(np.array(probs)) == words
+
+
+def test_certainty_sentence_says_the_model_must_pick_and_how_unsure():
+    names = [str(d) for d in range(10)]
+    probs = np.full(10, 0.01)
+    probs[7], probs[1] = 0.85, 0.06
+    sentence = inference.certainty_sentence(probs, names)
+    assert sentence == (
+        "The model must answer with one of its 10 classes, even for a picture of none of "
+        "them. Here it is fairly sure: 7 at 85.0%, then 1 at 6.0%."
+    )
+    torn = inference.certainty_sentence(np.array([0.48, 0.52]), ["cat", "dog"])
+    assert torn.endswith("Here it is torn between dog and cat: dog at 52.0%, then cat at 48.0%.")

@@ -2,8 +2,9 @@
 
 Every file goes through what the page calls for an upload: `decode_image`, then
 `prepare_upload` and `Predictor.predict_proba` for a digit model (the shipped MNIST one)
-and for a colour model. Each file must either predict (finite probabilities that sum to 1)
-or be rejected with a sentence that names the file and says what to do; any other
+and for a colour model. Each file must either predict (finite probabilities that sum to 1,
+or for the digit model a "No digit found" saying why) or be rejected with a sentence that
+names the file and says what to do; any other
 exception fails the test. The corpus is seeded, so the counts are the same on every run:
 `./test.sh tests/test_upload_fuzz.py -s` prints them as a table for RELIABILITY.md.
 """
@@ -413,6 +414,9 @@ def predict_like_the_page(data: bytes, name: str, setups: list[Setup]) -> str:
         return "rejected"
     for setup in setups:
         steps = preprocess.prepare_upload(image, setup.input_shape, setup.mnist_style)
+        if steps.no_digit is not None:  # the page says why instead of predicting
+            assert steps.no_digit.message.startswith("No digit found: ")
+            continue
         check_probabilities(setup.predictor.predict_proba(steps.model_input)[0])
     return "predicted"
 
