@@ -20,6 +20,7 @@ IMAGE_SIZE = 96
 CELL_PX = 46  # width of a class column in the clickable matrix
 INDEX_PX = 110  # and of its first column, the true classes
 ROW_PX = 35  # st.dataframe's row height: tables sized to show every class without scrolling
+TOOLBAR_PX = 36  # a dataframe's toolbar (44 px) less the 1 rem gap above the table
 TABLE_KEY = "evaluate_cells"
 INDEX_NAME = "true \\ predicted"
 
@@ -175,6 +176,9 @@ def cell_view(choice, epoch, ev: evaluation.Evaluation, probs: np.ndarray, ds, n
     names = list(ev.class_names)
     table, side = st.columns([2, 1], gap="medium")
     with table:
+        # The table's toolbar floats TOOLBAR_PX above it on hover: room, so that it never
+        # covers the heading (it did wherever a few classes made the table narrow).
+        st.space(TOOLBAR_PX)
         worst = evaluation.largest_mistake(ev.confusion)
         default = {"selection": {"cells": [[worst[0], names[worst[1]]]]}} if worst else None
         event = st.dataframe(

@@ -43,4 +43,6 @@ for name in datasets.list_datasets():
             "to get it": "" if ready else status[-1].detail,
         }
     )
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+# A static table wraps long cells (the embedded subset's description), where an
+# interactive dataframe cuts them at its column width.
+st.table(pd.DataFrame(rows), hide_index=True)
