@@ -133,3 +133,11 @@ def test_no_page_renders_jargon(lab_home, name):
     assert len(texts) > 5, "the page rendered"
     found = sorted({f"{word!r} in {text[:100]!r}" for text in texts for word in jargon(text)})
     assert not found, "\n".join(found)
+
+
+def test_the_readme_lists_every_source_under_references():
+    readme = (REPO / "README.md").read_text()
+    references = readme.split("## References", 1)[1].split("\n## ", 1)[0]
+    for key in sources.SOURCES:
+        assert sources.reference(key) in references, key
+    assert not jargon(readme), jargon(readme)
