@@ -363,6 +363,28 @@ def prepare_digit(gray: np.ndarray, *, threshold: int = INK_THRESHOLD) -> DigitS
     return DigitSteps(gray, cropped, fitted, centered, _to_model_input(centered), False, bbox)
 
 
+def judge_drawing(gray: np.ndarray, *, threshold: int = INK_THRESHOLD) -> NoDigit | None:
+    """Why a drawing (light ink on black, e.g. the canvas) cannot be a digit, or None.
+
+    The same rules as for photos: a dot, a filled blob, a scribble of many loops or
+    pieces, or a field covered in ink is not a digit, and enlarging it into 20×20 would
+    give the model a shape it reads with false confidence (a dot becomes a disk, a "0").
+
+    Args:
+        gray: (H, W) uint8, white (high) ink on black (low) background.
+        threshold: pixels above this value count as ink.
+
+    Returns:
+        The NoDigit, or None when the ink could be a digit (or there is none: the
+        caller shows its own hint for an empty canvas).
+    """
+    mask = np.asarray(gray) > threshold
+    if not mask.any():
+        return None
+    _, verdict = _find_digit(_ink_pieces(mask, min(mask.shape)), mask.shape)
+    return verdict
+
+
 def _ink_bbox(gray: np.ndarray, threshold: int) -> BBox | None:
     ink = gray > threshold
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
@@ -618,6 +640,19 @@ NO_DIGIT_ADVICE = {
 }
 
 
+DRAWING_ADVICE = {  # the same reasons, said to someone drawing on the canvas
+    NoDigitKind.NO_INK: "nothing is drawn yet. Draw a digit on the black square.",
+    NoDigitKind.TOO_SMALL: "the drawing is a dot, too small to be a digit. Draw the digit "
+    "larger, filling most of the square.",
+    NoDigitKind.BLOB: "the drawing is one solid blob, not the strokes of a digit. Draw the "
+    "digit as a line (Clear, then draw again).",
+    NoDigitKind.SCATTERED: "the drawing is a scribble of many pieces or loops, not one digit. "
+    "Clear it and draw one digit.",
+    NoDigitKind.TOO_MUCH_INK: "most of the square is covered in ink. Clear it and draw one "
+    "digit with a thinner stroke.",
+}
+
+
 @dataclass(frozen=True)
 class NoDigit:
     """A typed "no digit found": what is wrong and what to do, for the page to show.
@@ -631,7 +666,13 @@ class NoDigit:
 
     @property
     def message(self) -> str:
+        """What to tell someone who uploaded a picture."""
         return f"No digit found: {NO_DIGIT_ADVICE[self.kind]}"
+
+    @property
+    def drawing_message(self) -> str:
+        """What to tell someone drawing on the canvas."""
+        return f"No digit found: {DRAWING_ADVICE[self.kind]}"
 
 
 @dataclass(frozen=True, eq=False)

@@ -117,6 +117,10 @@ def draw_panel(choice, predictor, mnist_style: bool) -> None:
         if steps is None or steps.is_empty:
             st.info("Draw a digit on the black square with your mouse or finger.")
             return
+        no_digit = preprocess.judge_drawing(steps.raw)
+        if no_digit is not None:
+            st.warning(no_digit.drawing_message)
+            return
         show_prediction(predictor.predict_proba(steps.model_input)[0], choice.class_names)
         # The Inspect page looks inside the network for this same drawing.
         st.session_state["inspect_input"] = ("your drawing", steps.model_input)

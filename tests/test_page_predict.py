@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
@@ -49,6 +49,16 @@ def test_a_drawn_one_is_predicted_with_every_step_shown(lab_home):
     sentence = next(c.value for c in at.caption if c.value.startswith("The model must answer"))
     assert f"1 at {tallest['probability']:.1%}" in sentence
     assert json.loads(chart.proto.spec)["encoding"]["x"]["field"] == "probability"
+
+
+def test_a_dot_on_the_canvas_is_not_blown_up_into_a_digit(lab_home):
+    # It was enlarged to a disk and read as 0 (96.8%).
+    dot = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(dot).ellipse([130, 130, 150, 150], fill=(255, 255, 255, 255))
+    at = draw_on_canvas(open_page("predict"), encode(dot, "PNG"))
+    assert not at.exception
+    assert at.warning[0].value.startswith("No digit found: the drawing is one solid blob")
+    assert not [m for m in at.metric if m.label == "Prediction"]
 
 
 def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:

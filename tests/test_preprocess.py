@@ -530,3 +530,46 @@ def test_square_on_black_keeps_the_shape_of_a_tall_thin_stroke():
     assert (square[:, 9:11] == 255).all()  # centred
     wide = preprocess.square_on_black(np.full((3, 7), 9, np.uint8))
     assert wide.shape == (7, 7) and (wide[2:5] == 9).all() and not wide[:2].any()
+
+
+# ------------------------------------------------------------ drawings of no digit
+
+
+def canvas_drawing(draw_on) -> np.ndarray:
+    image = Image.new("L", (CANVAS, CANVAS), 0)
+    draw_on(ImageDraw.Draw(image))
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize(
+    ("name", "draw_on", "kind"),
+    [
+        ("a tap", lambda d: d.ellipse([137, 137, 143, 143], fill=255), "too small"),
+        ("a dot", lambda d: d.ellipse([130, 130, 150, 150], fill=255), "a blob, not strokes"),
+        ("a filled square", lambda d: d.rectangle([60, 60, 200, 200], fill=255),
+         "a blob, not strokes"),
+        ("a scribble", lambda d: d.line([(60, 60), (220, 200), (60, 200), (220, 60), (140, 30),
+                                         (140, 250), (30, 140), (250, 140), (60, 60)],
+                                        fill=255, width=10), "scattered"),
+    ],
+)  # fmt: skip
+def test_drawings_that_cannot_be_digits_are_named(name, draw_on, kind):
+    verdict = preprocess.judge_drawing(canvas_drawing(draw_on))
+    assert verdict is not None and verdict.kind == kind, (name, verdict)
+    assert verdict.drawing_message.startswith("No digit found: ")
+
+
+@pytest.mark.parametrize(
+    "draw_on",
+    [
+        lambda d: d.line([(140, 40), (140, 240)], fill=255, width=20),  # a 1
+        lambda d: (d.ellipse([90, 30, 190, 130], outline=255, width=18),  # an 8
+                   d.ellipse([80, 125, 200, 250], outline=255, width=18)),
+        lambda d: d.line([(70, 50), (210, 50), (120, 240)], fill=255, width=8),  # a 7, thin
+        lambda d: (d.line([(80, 40), (80, 150), (200, 150)], fill=255, width=20),  # a 4 in
+                   d.line([(170, 60), (170, 250)], fill=255, width=20)),  # two strokes
+    ],
+    ids=["1", "8", "7", "4"],
+)  # fmt: skip
+def test_drawn_digits_are_not_refused(draw_on):
+    assert preprocess.judge_drawing(canvas_drawing(draw_on)) is None
