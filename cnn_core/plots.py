@@ -438,7 +438,10 @@ def feature_maps_figure(
 def _cell_text(value: float) -> str:
     if not np.isfinite(value):
         return ""
-    return str(int(value)) if float(value) == int(value) else f"{value:.2f}"
+    if float(value) == int(value):
+        return str(int(value))
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text  # a tiny negative weight is not "minus zero"
 
 
 def _text_width(text: str, fontsize: float) -> float:

@@ -82,6 +82,11 @@ def map_detail_pngs(
     colored = matplotlib.colormaps[plots.ACTIVATION_CMAP](unit)[..., :3].astype(np.float32)
     big = plots.figure_png(plots.image_grid_figure([colored], cols=1, cell=3.0))
     scale = f"{layer}, map {channel}: from {low:.2f} (dark purple) to {high:.2f} (yellow)."
+    if high == low:  # a colour scale needs two values: say what the one colour means
+        scale = (
+            f"{layer}, map {channel}: {low:.2f} everywhere, so it is one flat colour: "
+            "its filter finds nothing of its pattern in this image."
+        )
     found = inspection.map_filter(model, layer, channel)
     if found is None:
         return big, scale, None, "No conv filter made this map: it pools the input image."

@@ -168,3 +168,11 @@ def test_weights_beside_a_map_use_the_filters_colours(lab_home):
     note = next(c.value for c in at.caption if c.value.startswith("The weights of conv"))
     assert "mid-grey = 0, bright = positive, dark = negative" in note
     assert not any("blue positive" in c.value for c in at.caption)
+
+
+def test_a_flat_feature_map_says_so_instead_of_a_scale_from_0_to_0(lab_home):
+    at = open_page("inspect", inspect_tab="Feature maps")
+    at.selectbox(key=f"inspect_map_layer-{PRETRAINED}").set_value("conv2").run()
+    assert not at.exception
+    scale = next(c.value for c in at.caption if c.value.startswith("conv2, map 0"))
+    assert "everywhere, so it is one flat colour" in scale  # test image 0 leaves it at 0

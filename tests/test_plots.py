@@ -169,3 +169,9 @@ def test_bad_arguments():
         image_grid_figure(RNG.uniform(size=(3, 4, 4)), ["a"])
     with pytest.raises(ValueError, match="between 0 and 9"):
         class_bars_figure(np.full(10, 0.1), NAMES, true_index=10)
+
+
+def test_a_tiny_negative_number_is_written_as_zero_not_minus_zero():
+    fig = matrix_figure(np.array([[-0.001, 0.5], [-0.25, 1.0]]))
+    written = [t.get_text() for t in fig.axes[0].texts]
+    assert written == ["0.00", "0.50", "-0.25", "1"]
