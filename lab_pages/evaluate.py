@@ -200,7 +200,8 @@ def cell_view(choice, epoch, ev: evaluation.Evaluation, probs: np.ndarray, ds, n
     with side:
         st.caption(
             "Click a cell of the table to see its test images below. It starts on the most "
-            "common mistake: the largest cell off the green diagonal."
+            "common mistake: the largest cell off the green diagonal. Colours: green = the "
+            "right answers, orange = mistakes, the darker the more of them."
         )
         if chosen is None:
             st.info("No cell is chosen: click one to see the test images behind it.")
