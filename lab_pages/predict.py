@@ -20,6 +20,7 @@ CANVAS_SIZE = 280
 STEP_SIZE = 96  # each preprocessing step is shown this wide
 GALLERY_SIZE = 16
 GALLERY_COLUMNS = 8
+GALLERY_TILE = 84  # pixels: every tile of the gallery is this wide
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 GALLERY_CACHE = "gallery_cache"  # session key of the last gallery's picks and probabilities
 
@@ -51,10 +52,11 @@ def step_picture(pixels: np.ndarray) -> Image.Image:
     return pixel_image(square, STEP_SIZE)
 
 
-def show_steps(steps: list[tuple[str, np.ndarray]]) -> None:
-    """The steps side by side, each captioned."""
-    for col, (caption, pixels) in zip(st.columns(len(steps)), steps, strict=True):
-        col.image(step_picture(pixels), caption=caption)
+def show_steps(steps: list[tuple[str, np.ndarray]], slots: int | None = None) -> None:
+    """The steps side by side, each captioned, in `slots` columns (default: one each)."""
+    columns = st.columns(max(slots or len(steps), len(steps)))
+    for col, (caption, pixels) in zip(columns, steps, strict=False):
+        col.image(step_picture(pixels), caption=caption, width=STEP_SIZE)
 
 
 def gallery_predictions(ds, predictor, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +155,7 @@ def upload_panel(choice, predictor, mnist_style: bool) -> None:
             st.markdown(f"**{file.name}**")
             if steps.no_digit is not None:
                 st.warning(steps.no_digit.message)
-                show_steps(upload_steps(steps)[:2])  # what it saw: the photo, its ink
+                show_steps(upload_steps(steps)[:2], slots=5)  # what it saw: the photo, its ink
                 continue
             probs = predictor.predict_proba(steps.model_input)[0]
             st.session_state["inspect_input"] = (file.name, steps.model_input)
@@ -213,7 +215,10 @@ def gallery_panel(choice, predictor) -> None:
         # Every tile says the same things, so a mistake's tile is not taller than the rest.
         mark = "✓" if guess == truth else "✗"
         caption = f"{mark} {ds.class_names[guess]} {p[guess]:.0%} · is {ds.class_names[truth]}"
-        grid[slot % GALLERY_COLUMNS].image(pixel_image(ds.x_test[index], 84), caption=caption)
+        # A fixed width: left to itself, Streamlit sizes an image by its caption's width.
+        grid[slot % GALLERY_COLUMNS].image(
+            pixel_image(ds.x_test[index], GALLERY_TILE), caption=caption, width=GALLERY_TILE
+        )
 
 
 draw_tab, upload_tab, gallery_tab = st.tabs(["Draw", "Upload", "Test gallery"])

@@ -10,7 +10,7 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from tests import imagegen
-from tests.browser_helpers import digit_one_png, stroke_points
+from tests.browser_helpers import digit_one_png, poll_until, stroke_points
 from tests.conftest import REPO, open_page
 from tests.imagegen import encode
 
@@ -257,3 +257,17 @@ def test_switching_to_a_dataset_of_images_names_its_model_and_sends_drawings_to_
     # The same run's sidebar names the new dataset's model, not the digit model from before.
     sidebar.get_by_text("Model: Your run").wait_for()
     assert sidebar.get_by_text("Model: Pretrained").count() == 0
+
+
+@pytest.mark.browser
+def test_every_gallery_tile_is_the_same_size_in_chromium(app_server, page):
+    # A mistake's tile was larger: Streamlit sized each image by its caption's width.
+    page.goto(app_server["url"] + "/predict")
+    page.get_by_role("tab", name="Test gallery").click()
+    images = page.get_by_role("tabpanel").locator("[data-testid='stImageContainer'] img")
+    poll_until(lambda: images.count() == 16, 60, "the 16 gallery images")
+    poll_until(lambda: all(images.nth(i).evaluate("i => i.complete") for i in range(16)), 30,
+               "the gallery images loaded")  # fmt: skip
+    sizes = {(round(b["width"]), round(b["height"])) for b in
+             (images.nth(i).bounding_box() for i in range(16))}  # fmt: skip
+    assert sizes == {(84, 84)}, sizes
