@@ -777,11 +777,17 @@ def _facts_of_old_file(path: str, version: str) -> dict:
             "test_count": len(ds.y_test), "class_names": list(ds.class_names)}  # fmt: skip
 
 
+SOURCE_VERSION = "source:"  # a built-in dataset's version is the source a run read
+
+
 def dataset_fingerprint(name: str) -> str | None:
     """The version a run on this dataset trains on now: a user dataset's fingerprint, or
-    None for the built-in datasets (an import never replaces those)."""
+    for a built-in dataset the source in use ("source:embedded"): a download makes another
+    source the first, but a run keeps the images it trained on (the 10,000-digit subset is
+    not full MNIST). None when no source is ready."""
     if not name.startswith(USER_PREFIX):
-        return None
+        source = active_source(name)
+        return SOURCE_VERSION + source.source if source else None
     return user_dataset_info(name).fingerprint
 
 
@@ -983,6 +989,8 @@ def load_dataset_version(
         DatasetGone: the run's images were deleted, or replaced by other images.
         DatasetError: as load_dataset.
     """
+    if fingerprint_wanted is not None and fingerprint_wanted.startswith(SOURCE_VERSION):
+        return _load_builtin_version(name, source or fingerprint_wanted[len(SOURCE_VERSION) :])
     if fingerprint_wanted is None or not name.startswith(USER_PREFIX):
         return load_dataset(name, source=source)
     title = dataset_title(name)
@@ -1001,6 +1009,17 @@ def load_dataset_version(
             "which this run cannot use. Train a new run on them instead."
         )
     return load_dataset(name, source=source)
+
+
+def _load_builtin_version(name: str, source: str) -> Dataset:
+    ready = {s.source: s for s in dataset_status(name)}
+    if source in ready and not ready[source].available:
+        raise DatasetGone(
+            f"The images this run trained on ({dataset_title(name)}: "
+            f"{ready[source].description}) are no longer on this machine. To bring them back: "
+            f"{ready[source].detail}."
+        )
+    return load_dataset(name, source=source if source in ready else None)
 
 
 # ---------------------------------------------------------------- facts for the Data page

@@ -155,14 +155,36 @@ def test_the_cli_deletes_a_dataset_and_says_which_runs_used_it(lab_home, capsys)
 # ---------------------------------------------------------------- runs use their version
 
 
-def test_a_run_records_the_version_it_trains_on(lab_home, monkeypatch):
+def test_a_run_records_the_version_it_trains_on(lab_home, monkeypatch, tmp_path):
     monkeypatch.setattr(jobs, "spawn_worker", lambda run_id: None)  # no process: only the record
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no full MNIST downloaded
     key = datasets.save_user_dataset(small_dataset(), "pets")
     cfg = runs.RunConfig(dataset=key, model="custom", layers=TINY_LAYERS, batch_size=4, epochs=1)
     run_id = jobs.start_run(cfg)
     assert runs.read_config(run_id).dataset_fingerprint == datasets.dataset_fingerprint(key)
     mnist_run = jobs.start_run(runs.RunConfig(dataset="mnist", epochs=1))
-    assert runs.read_config(mnist_run).dataset_fingerprint is None  # built-ins never change
+    # A built-in dataset's version is its source: a download must not swap the images.
+    assert runs.read_config(mnist_run).dataset_fingerprint == "source:embedded"
+
+
+def test_a_download_does_not_swap_the_images_of_a_run_on_a_built_in_dataset(
+    lab_home, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    version = datasets.dataset_fingerprint("mnist")
+    assert version == "source:embedded"
+    # The full MNIST arrives in the Keras cache (a small stand-in in the real format).
+    cache = tmp_path / "keras" / "datasets"
+    cache.mkdir(parents=True)
+    images = np.zeros((6, 28, 28), np.uint8)
+    labels = np.arange(6) % 10
+    np.savez(cache / "mnist.npz", x_train=images, y_train=labels, x_test=images, y_test=labels)
+    assert datasets.dataset_fingerprint("mnist") == "source:keras-cache"
+    assert len(datasets.load_dataset("mnist").x_train) == 6  # new runs use the download
+    assert len(datasets.load_dataset_version("mnist", version).x_train) == 8000  # old ones not
+    (cache / "mnist.npz").unlink()
+    with pytest.raises(datasets.DatasetGone, match="no longer on this machine"):
+        datasets.load_dataset_version("mnist", "source:keras-cache")
 
 
 def test_loading_a_runs_version_says_plainly_when_it_is_gone(lab_home):
