@@ -246,8 +246,13 @@ def _tiles_figure(
     rows, cols = _grid(len(tiles), cols)
     band = TITLE_BAND if titles is not None else TILE_GAP
     left = 0.9 if row_labels is not None else TILE_GAP
-    top = SUPTITLE_BAND if title else 0.0
     width = left + cols * (1 + TILE_GAP)
+    # A title wider than the tiles wraps; a word wider still widens the figure around them.
+    lines = wrap_to_width(title, width * cell - 0.1) if title else []
+    needed = (max((_text_width(line, 10) for line in lines), default=0.0) + 0.2) / cell
+    if needed > width:
+        left, width = left + (needed - width) / 2, needed
+    top = SUPTITLE_BAND + (len(lines) - 1) * 0.18 / cell if lines else 0.0
     tiles_height = top + rows * (1 + band)
     bar_band = COLORBAR_BAND_IN / cell if colorbar else 0.0
     height = tiles_height + bar_band
@@ -276,8 +281,8 @@ def _tiles_figure(
     ax.set_ylim(height, 0)
     ax.set_aspect("auto")
     ax.axis("off")
-    if title:
-        ax.text(width / 2, SUPTITLE_BAND * 0.55, title, ha="center", va="center", fontsize=10)
+    if lines:
+        ax.text(width / 2, top * 0.55, "\n".join(lines), ha="center", va="center", fontsize=10)
     return fig
 
 

@@ -83,6 +83,13 @@ CASES = {
         RNG.normal(size=(3, 3)), "conv2 filter 7, averaged over its 32 inputs", cell=0.6
     ),
     "matrix 1x1 long title": lambda: matrix_figure(np.array([[0]]), "Pooled output"),
+    # A grey first layer drawn one column per input channel: a single column of tiles.
+    "filters of one channel, long title": lambda: filters_figure(
+        RNG.uniform(size=(4, 1, 3, 3)), "per_input_channel", title="conv1: first 64 of 128 filters"
+    ),
+    "one feature map, long title": lambda: feature_maps_figure(
+        RNG.uniform(size=(7, 7, 1)), cols=1, title="pool2: 1 maps of 7×7, the strongest kept"
+    ),
     "heatmaps with a colour bar": lambda: plots.heatmaps_figure(
         [RNG.uniform(size=(28, 28, 3))] * 3,
         ["input", "saliency for 7 (0.0%)", "Grad-CAM for 7 (0.0%), conv3"],
