@@ -561,10 +561,6 @@ def _detail(gray: np.ndarray) -> np.ndarray:
     return small - ndimage.gaussian_filter(small, sigma, mode="nearest")
 
 
-def _border(gray: np.ndarray) -> np.ndarray:
-    return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-
-
 def _resize_whole(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     # reducing_gap shrinks big photos by an integer factor first: fast, and the final
     # LANCZOS pass keeps the quality.
