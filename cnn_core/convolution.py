@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The project report's figure 9: the 6×6 grayscale example image.
+# The report's figure 9: the 6×6 grayscale example image.
 REPORT_IMAGE = np.array(
     [
         [3, 0, 1, 2, 7, 4],

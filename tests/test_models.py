@@ -160,8 +160,8 @@ def test_model_survives_a_keras_file_round_trip(key, tmp_path):
     np.testing.assert_allclose(_predict(loaded, images), _predict(model, images), atol=1e-6)
 
 
-# --- Seed architectures -----------------------------------------------------------------------
-def test_vgg_like_bn_has_the_parameter_counts_printed_in_seed_002():
+# --- Source documents' architectures ---------------------------------------------------------
+def test_vgg_like_bn_has_the_parameter_counts_printed_in_the_cifar10_report():
     summary = summarize(_build("vgg_like_bn", (32, 32, 3)))
 
     assert summary.total_params == 2_253_906
@@ -169,7 +169,7 @@ def test_vgg_like_bn_has_the_parameter_counts_printed_in_seed_002():
     assert summary.non_trainable_params == 2_688
 
 
-def test_vgg_like_bn_layer_shapes_follow_seed_002():
+def test_vgg_like_bn_layer_shapes_follow_the_cifar10_report():
     rows = {row.name: row for row in summarize(_build("vgg_like_bn", (32, 32, 3))).rows}
 
     assert rows["conv1_1"].params == 896
@@ -188,11 +188,11 @@ def test_vgg_like_bn_layer_shapes_follow_seed_002():
         ("tf_tutorial", 242_062),  # 416 + 14,436 + 225,920 + 1,290 in Hvass' notebook
     ],
 )
-def test_seed_models_have_the_tutorials_parameter_counts(key, expected_params):
+def test_source_models_have_the_tutorials_parameter_counts(key, expected_params):
     assert _build(key, (28, 28, 1)).count_params() == expected_params
 
 
-def test_tf_tutorial_pools_before_relu_as_the_seed():
+def test_tf_tutorial_pools_before_relu_as_the_tutorial():
     names = [layer.name for layer in _build("tf_tutorial", (28, 28, 1)).layers]
 
     assert names.index("conv1") < names.index("pool1") < names.index("relu1")
