@@ -596,6 +596,7 @@ MAX_PIECES = 6  # a digit is written in at most a few strokes
 MAX_INK_OUTSIDE = 0.5  # more ink elsewhere than in the digit: a page of scribbles or text
 MAX_LOOPS = 2  # an 8 has two enclosed holes; a scribble has many
 MIN_LOOP_AREA = 0.004  # of the digit's box: smaller holes are gaps in the ink, not loops
+HOLE_RIM = 3  # at least this many pixels of paper around the digit are compared with it
 MAX_INK_FRACTION = 0.4  # a digit leaves most of the picture to the paper
 MNIST_STROKE = 0.15  # MNIST's median stroke is ~16% of the digit's longer side
 THIN_STROKE = 0.11  # strokes thinner than this (a fine pen) are thickened to MNIST_STROKE
@@ -706,16 +707,44 @@ def separate_ink(gray: np.ndarray, dark_on_light: bool) -> InkSteps:
         The InkSteps; `ink` is ready for `prepare_digit` when `no_digit` is None.
     """
     working = _shrink(np.asarray(gray, np.uint8), WORK_SIDE)
-    contrast = _contrast_to_paper(working, dark_on_light)
+    contrast, paper = _contrast_to_paper(working, dark_on_light)
     threshold = _ink_threshold(contrast)
     pieces = _ink_pieces(contrast > threshold, min(working.shape))
     digit, verdict = _find_digit(pieces, working.shape)
+    if verdict is None and _paper_dips_under(digit, paper, dark_on_light):
+        verdict = NoDigit(NoDigitKind.BLOB)
     paper_removed = _to_uint8(contrast)
     if verdict is not None:
         none = np.zeros(working.shape, bool)
         return InkSteps(working, paper_removed, none, np.zeros_like(working), threshold, verdict)
     ink = _stroke_image(contrast, digit)
     return InkSteps(working, paper_removed, _pen_edges(contrast, digit), ink, threshold, None)
+
+
+def _paper_dips_under(digit: np.ndarray, paper: np.ndarray, dark_on_light: bool) -> bool:
+    """Whether the paper's estimate under the digit is darker than anywhere around it, in a
+    blob's shape: then a blob wider than the lighting's window was taken for paper, and only its rim
+    was left as ink (which reads as a 0). A shadow across a digit also reaches the paper
+    around it, so it does not dip under the digit alone.
+    """
+    rows, cols = np.nonzero(digit)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    rim = max(HOLE_RIM, round(0.1 * max(bottom - top, right - left)))
+    around = np.zeros(paper.shape, bool)
+    around[max(top - rim, 0) : bottom + rim, max(left - rim, 0) : right + rim] = True
+    around[top:bottom, left:right] = False
+    if not around.any():  # the digit fills the picture: nothing to compare with
+        return False
+    level = paper if dark_on_light else 255 - paper  # light ink: the ground rises instead
+    darkest_around = float(np.percentile(level[around], 5))
+    dip = level[top:bottom, left:right] < (1 - MIN_CONTRAST) * darkest_around
+    if not dip.any():
+        return False
+    # The ink and the dip together are the blob: as thick as it is wide. A thick bar (a
+    # marker's 1 filling the frame) dips too, but stays a stroke.
+    shape = dip | digit[top:bottom, left:right]
+    side = max(bottom - top, right - left)
+    return stroke_thickness(shape, widest=True) > MAX_BLOB_THICKNESS * side
 
 
 def _shrink(gray: np.ndarray, side: int) -> np.ndarray:
@@ -731,8 +760,9 @@ def _shrink(gray: np.ndarray, side: int) -> np.ndarray:
     )
 
 
-def _contrast_to_paper(gray: np.ndarray, dark_on_light: bool) -> np.ndarray:
-    """0..1 float32: how far each pixel is from the local paper (or ground), toward ink.
+def _contrast_to_paper(gray: np.ndarray, dark_on_light: bool) -> tuple[np.ndarray, np.ndarray]:
+    """0..1 float32: how far each pixel is from the local paper (or ground), toward ink;
+    and the paper's estimated brightness.
 
     Paper's lighting multiplies its brightness (a shadow halves paper and ink alike), so a
     pen on paper is measured as 1 - pixel / paper. The paper is estimated by a grey closing
@@ -748,7 +778,7 @@ def _contrast_to_paper(gray: np.ndarray, dark_on_light: bool) -> np.ndarray:
         contrast = 1 - values / np.maximum(background, 1)
     else:
         contrast = (values - background) / np.maximum(255 - background, 1)
-    return np.clip(contrast, 0, 1).astype(np.float32)
+    return np.clip(contrast, 0, 1).astype(np.float32), background
 
 
 def _background(values: np.ndarray, closing: bool) -> np.ndarray:

@@ -98,6 +98,17 @@ def test_a_12_megapixel_photo_of_a_digit_is_read_like_the_clean_digit(
     assert int(np.argmax(probs)) == label, probs
 
 
+@pytest.mark.parametrize("label", [1, 8])
+def test_a_marker_digit_filling_the_frame_is_read(mnist_test, shipped, label):
+    # Strokes wider than the lighting's window: the paper's estimate dips under them, as
+    # under a blob, but they stay strokes.
+    size = (1200, 900)
+    coverage = imagegen.stamp(clean_digit(mnist_test, shipped, label), size, (0.15, 0.0, 1.0))
+    steps = upload_photo(imagegen.paper_photo(coverage, shadow=0.4, noise=5))
+    assert steps.no_digit is None
+    assert int(np.argmax(shipped.predict_proba(steps.model_input)[0])) == label
+
+
 def test_a_fine_pen_seven_is_thickened_to_mnist_strokes_and_read(shipped):
     coverage = imagegen.pen_strokes(SEVEN_STROKES, 0.006, imagegen.PHOTO_SIZE)
     steps = upload_photo(imagegen.paper_photo(coverage, shadow=0.6, noise=5, seed=3))
@@ -156,6 +167,10 @@ NOT_DIGITS = {  # name: (picture, the reason it must be refused)
     ),
     "a close-up of a dot": (
         lambda: imagegen.paper_photo(imagegen.ink_dot((400, 300), 0.1), noise=5),
+        NoDigitKind.BLOB,
+    ),
+    "a close-up of a big dot": (  # wider than the lighting's window: only its rim is ink
+        lambda: imagegen.paper_photo(imagegen.ink_dot((1200, 900), 0.25), noise=5, shadow=0.3),
         NoDigitKind.BLOB,
     ),
     "a scribble": (
