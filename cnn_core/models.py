@@ -263,9 +263,10 @@ def _model(input_shape: tuple[int, int, int], key: str, body: Callable) -> keras
     return keras.Model(inputs, body(inputs), name=key)
 
 
-# --- Zoo builders: seeds 000, 003, 004 and 002 ----------------------------------------------
+# --- Zoo builders: the networks of the source documents (cnn_core.sources) -----------------
 def _simple_convnet(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Seed 000: three 3×3 convolutions of 32 filters, pooling after the 2nd and 3rd.
+    """The tutorial *Implementing Convolutional Neural Networks in TensorFlow and Keras*:
+    three 3×3 convolutions of 32 filters, pooling after the 2nd and 3rd.
 
     Args:
         input_shape: (height, width, channels) of the images.
@@ -288,11 +289,12 @@ def _simple_convnet(input_shape: tuple[int, int, int], num_classes: int) -> kera
 
 
 def _tf_tutorial(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Seed 003 (Hvass TensorFlow tutorial #02): conv 5×5 → max-pool → ReLU, twice.
+    """The notes *Use a CNN to recognize handwritten digits from the MNIST data-set* (Hvass'
+    TensorFlow Tutorial #02): conv 5×5 → max-pool → ReLU, twice.
 
-    The seed applies ReLU after pooling; the result equals ReLU-then-pool because both are
+    The notes apply ReLU after pooling; the result equals ReLU-then-pool because both are
     monotonic, and the ReLU runs on a quarter of the values. Pools use same padding as the
-    seed's ``tf.nn.max_pool(padding="SAME")``.
+    notes' ``tf.nn.max_pool(padding="SAME")``.
 
     Args:
         input_shape: (height, width, channels) of the images.
@@ -315,7 +317,8 @@ def _tf_tutorial(input_shape: tuple[int, int, int], num_classes: int) -> keras.M
 
 
 def _fashion_body(x, num_classes: int, dropout: bool):
-    """Seed 004's three conv/LeakyReLU/pool blocks, optionally with the tutorial's dropout."""
+    """The three conv/LeakyReLU/pool blocks of the tutorial *Convolutional Neural Networks
+    in Python with Keras*, optionally with the tutorial's dropout."""
     block_dropout = (0.25, 0.25, 0.4)
     for block, filters in enumerate((32, 64, 128), start=1):
         x = _conv(x, filters, 3, f"conv{block}", activation="linear")
@@ -332,7 +335,7 @@ def _fashion_body(x, num_classes: int, dropout: bool):
 
 
 def _fashion_cnn(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Seed 004 (DataCamp Fashion-MNIST tutorial), the first model, without dropout.
+    """The Fashion-MNIST tutorial's first model, without dropout (``_fashion_body``).
 
     Conv 32/64/128 (3×3, same, linear) each followed by LeakyReLU(0.1) and a same-padded
     2×2 max-pool; Dense 128 + LeakyReLU(0.1); softmax. 356,234 parameters on 28×28×1 with
@@ -349,7 +352,7 @@ def _fashion_cnn(input_shape: tuple[int, int, int], num_classes: int) -> keras.M
 
 
 def _fashion_cnn_dropout(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Seed 004, the tutorial's second model: the same layers plus dropout against overfitting.
+    """The Fashion-MNIST tutorial's second model: the same layers plus dropout.
 
     Dropout 0.25 after the first and second pool, 0.4 after the third and 0.3 after the
     dense LeakyReLU. Same parameter count as ``fashion_cnn`` (dropout has no weights).
@@ -365,16 +368,17 @@ def _fashion_cnn_dropout(input_shape: tuple[int, int, int], num_classes: int) ->
 
 
 def _vgg_like_bn(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Seed 002 (CIFAR-10 project report): VGG-like blocks with batch norm and dropout.
+    """The project report *Image Classification Using Convolutional Neural Network CNN*
+    (CIFAR-10): VGG-like blocks with batch norm and dropout.
 
-    Blocks of 3×3 same convs, each conv → ReLU → BatchNorm in the seed's order: 32,32 |
+    Blocks of 3×3 same convs, each conv → ReLU → BatchNorm in the report's order: 32,32 |
     64,64 | 128,128,128 | 256,256,256, each block closed by a 2×2 max-pool and dropout
-    0.2/0.3/0.4/0.5; then Flatten, Dense 300, Dense 100, softmax. As in the seed, the two
+    0.2/0.3/0.4/0.5; then Flatten, Dense 300, Dense 100, softmax. As in the report, the two
     hidden Dense layers have no activation (so together they are one linear map); kept as
-    published so the lab reproduces the seed. 2,253,906 parameters (2,251,218 trainable,
+    published so the lab reproduces the report. 2,253,906 parameters (2,251,218 trainable,
     2,688 non-trainable batch-norm statistics) on 32×32×3 with 10 classes. The four
     unpadded pools need images of at least 16×16. Batch norm uses BN_MOMENTUM (0.9), not
-    Keras' 0.99 of the seed: no weight changes, the running statistics just settle sooner.
+    Keras' 0.99 of the report: no weight changes, the running statistics just settle sooner.
 
     Args:
         input_shape: (height, width, channels) of the images.
@@ -401,7 +405,7 @@ def _vgg_like_bn(input_shape: tuple[int, int, int], num_classes: int) -> keras.M
     return _model(input_shape, "vgg_like_bn", body)
 
 
-# --- Zoo builders: the classic papers of seed 001 ------------------------------------------
+# --- Zoo builders: the classic papers of *Convolutional Networks for image recognition* ---
 def _lenet5(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """LeNet-5 (LeCun et al. 1998), full size: it is already tiny (~62k parameters).
 
@@ -526,7 +530,7 @@ def _resnet(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     and softmax: 0.27M parameters. This is the paper's own smallest CIFAR net; its ImageNet
     ResNets assume 224-pixel images. Twenty layers are enough to show why shortcuts matter
     while an epoch of 60,000 images at batch 128 stays near 2.7 minutes on two cores
-    (the most expensive of the seed-001 models; a CPU-time estimate).
+    (the most expensive of the classic papers' models; a CPU-time estimate).
 
     Args:
         input_shape: (height, width, channels) of the images.
