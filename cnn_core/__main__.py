@@ -246,8 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     simple: list[tuple[str, str, Callable]] = [
         ("stop", "stop a run after its current batch (it can be resumed)", cmd_stop),
         ("show", "a run's config, status and epochs", cmd_show),
-        ("delete", "delete a run that is not training (its weights, checkpoints, curves)",
-         cmd_delete),
+        ("delete", "delete a run that is not training (weights, checkpoints, curves)", cmd_delete),
         ("worker", "internal: the worker process of a run", cmd_worker),
     ]
     for name, text, func in simple:

@@ -47,7 +47,9 @@ def test_runs_prints_a_table(tiny):
     assert header.split()[:3] == ["RUN", "STATE", "EPOCHS"]
     cells = row.split("  ")
     assert [c.strip() for c in cells if c.strip()][:3] == [
-        run_id, "queued: next in line, starting", "0/2"
+        run_id,
+        "queued: next in line, starting",
+        "0/2",
     ]
 
 
