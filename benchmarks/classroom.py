@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.classroom_common import (  # noqa: E402
+    STROKES_BEFORE_CLEAR,
     Meter,
     ServerFigures,
     SessionStats,
@@ -57,7 +58,6 @@ from tests.browser_helpers import (  # noqa: E402
 
 ACTION_TIMEOUT_S = 30.0  # a prediction slower than this counts as an error
 OPEN_TIMEOUT_S = 600.0  # twenty pages opening at once on a busy two-core machine: minutes
-STROKES_BEFORE_CLEAR = 3
 
 CANVAS_SRC_JS = """() => {
   const cap = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
@@ -66,20 +66,29 @@ CANVAS_SRC_JS = """() => {
 }"""
 # A new drawing has been answered once the "canvas" step image is a new one: the page writes
 # the Prediction metric before the step images, so the metric beside it is the new one too.
+# A stroke drawn while a fresh canvas (after Clear) was still settling can arrive cut short:
+# the page then answers "No digit found", which is an answer all the same (each drawing
+# starts from a cleared canvas, so that warning is always the new one).
 NEW_DRAWING_JS = f"""(previous) => {{
   const src = ({CANVAS_SRC_JS})();
   const metric = [...document.querySelectorAll('[data-testid="stMetricLabel"]')]
     .some((e) => e.textContent.includes('Prediction'));
-  return Boolean(src && src !== previous && metric);
+  const noDigit = [...document.querySelectorAll('[data-testid="stAlert"]')]
+    .some((e) => e.textContent.includes('No digit found'));
+  return Boolean((src && src !== previous && metric) || noDigit);
 }}"""
-UPLOAD_ANSWERED_JS = """(name) => {
-  const cap = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
-    .find((e) => e.textContent.trim() === name);
-  const answer = cap?.closest('[role="tabpanel"]')?.querySelector('li');
-  return Boolean(answer && answer.offsetParent !== null);
-}"""
-UPLOAD_GONE_JS = """(name) => ![...document.querySelectorAll('[data-testid="stImageCaption"]')]
-  .some((e) => e.textContent.trim() === name)"""
+# An upload's box is headed by its file name in bold, and holds its Prediction metric.
+UPLOAD_TITLE_JS = """(name) => [
+  ...document.querySelectorAll('[data-testid="stMarkdownContainer"] strong')
+].find((e) => e.textContent.trim() === name)"""
+UPLOAD_ANSWERED_JS = f"""(name) => {{
+  const title = ({UPLOAD_TITLE_JS})(name);
+  const panel = title?.closest('[role="tabpanel"]');
+  const metric = [...(panel?.querySelectorAll('[data-testid="stMetricLabel"]') ?? [])]
+    .find((e) => e.textContent.includes('Prediction'));
+  return Boolean(metric && metric.offsetParent !== null);
+}}"""
+UPLOAD_GONE_JS = f"""(name) => !({UPLOAD_TITLE_JS})(name)"""
 PAGE_ERRORS_JS = """() => {
   const boxes = [...document.querySelectorAll(
     '[data-testid="stException"], [data-testid="stAlertContentError"], [role="dialog"]')];

@@ -28,6 +28,9 @@ from benchmarks.common import machine_cpu_ticks  # noqa: E402
 from cnn_core import jobs, paths, runs  # noqa: E402
 from tests.browser_helpers import poll_until, start_server, stop_server  # noqa: E402
 
+# A learner draws one stroke, then clears: a "1" is a digit, but three side by side are
+# not one, and the Predict page rightly answers them with "No digit found".
+STROKES_BEFORE_CLEAR = 1
 QUEUE_REQUESTS = 5
 QUEUE_OBSERVE_S = 2.0  # a queued worker polls its turn every 0.3 s
 RUN_END_TIMEOUT_S = 90.0

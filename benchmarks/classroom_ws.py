@@ -65,7 +65,7 @@ from tests.browser_helpers import digit_one_png, stroke_points  # noqa: E402
 
 ACTION_TIMEOUT_S = 30.0  # a prediction slower than this counts as an error
 OPEN_TIMEOUT_S = 300.0
-STROKES_BEFORE_CLEAR = 3
+STROKES_BEFORE_CLEAR = common.STROKES_BEFORE_CLEAR
 PAGE = "predict"  # the url_pathname app.py's st.navigation gives lab_pages/predict.py
 CANVAS_SIZE = 280  # lab_pages/predict.py's canvas, in CSS pixels (a tab at zoom 1)
 STROKE_WIDTH = 20  # the page's default stroke width
@@ -148,13 +148,10 @@ def is_canvas_step(element) -> bool:
     )
 
 
-def is_top3(element) -> bool:
-    return element.WhichOneof("type") == "markdown" and element.markdown.body.startswith("1. **")
-
-
-def captions(run: Run) -> set[str]:
-    return {img.caption for e in run.elements if e.WhichOneof("type") == "imgs"
-            for img in e.imgs.imgs}  # fmt: skip
+def upload_titles(run: Run) -> set[str]:
+    """The file names heading the Upload tab's boxes (each "**name**")."""
+    return {e.markdown.body.strip("*") for e in run.elements
+            if e.WhichOneof("type") == "markdown" and e.markdown.body.startswith("**")}  # fmt: skip
 
 
 class Tab:
@@ -394,8 +391,8 @@ class Tab:
         info.name, info.size, info.file_id = name, len(png), urls.file_id
         info.file_urls.CopyFrom(urls)
         self.widgets[uploader] = state
-        run = await self.rerun(answer=is_top3, start=start, widget=uploader)
-        if run.answered_s is None or name not in captions(run):
+        run = await self.rerun(answer=is_prediction, start=start, widget=uploader)
+        if run.answered_s is None or name not in upload_titles(run):
             raise Failure("no prediction", f"the run after uploading {name} showed no answer")
         return run, urls
 
@@ -408,7 +405,7 @@ class Tab:
         state.file_uploader_state_value.SetInParent()
         self.widgets[uploader] = state
         run = await self.rerun(widget=uploader)
-        if name in captions(run):
+        if name in upload_titles(run):
             raise Failure("Remove left the file shown", name)
         return run
 
@@ -417,13 +414,8 @@ class Tab:
 
 
 def answer_of(run: Run) -> str:
-    """The predicted class of a draw (the metric's value) or an upload (its first line)."""
-    for e in run.elements:
-        if is_prediction(e):
-            return e.metric.body
-        if is_top3(e):
-            return e.markdown.body.split("**", 2)[1]
-    return "?"
+    """The predicted class of a draw or an upload: its Prediction metric's value."""
+    return next((e.metric.body for e in run.elements if is_prediction(e)), "?")
 
 
 async def learner(url: str, n: int, http, go: asyncio.Event, stop_at: list[float],
