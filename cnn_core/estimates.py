@@ -55,18 +55,19 @@ def span(low: float, high: float) -> str:
     return f"{a} to {b}"
 
 
-def _past_epoch_seconds(model: str, dataset: str) -> list[tuple[float, int]]:
-    """(seconds per epoch, training images) of this machine's earlier runs of the model."""
+def _past_seconds_per_image(model: str, dataset: str) -> list[float]:
+    """Seconds per training image of an epoch (validation included) in this machine's
+    earlier runs of the model on the dataset: an epoch's time grows with its images."""
     found = []
     for info in runs.list_runs():
-        cfg = info.config
-        if cfg.model != model or cfg.dataset != dataset or info.status.epoch == 0:
+        cfg, status = info.config, info.status
+        if cfg.model != model or cfg.dataset != dataset or not status.batches_per_epoch:
             continue
         records, _ = runs.read_metrics(info.id)
         seconds = [r["seconds"] for r in runs.epoch_records(records)
                    if r.get("seconds") and not r.get("partial")]  # fmt: skip
-        if seconds:
-            found.append((statistics.median(seconds), cfg.batch_size))
+        if seconds:  # the last batch may be short: an upper bound on the images, close enough
+            found.append(statistics.median(seconds) / (status.batches_per_epoch * cfg.batch_size))
     return found
 
 
@@ -81,9 +82,9 @@ def epoch_estimate(
         input_shape: the images' shape (the benchmark table is per shape).
         train_images: images in one epoch.
     """
-    past = _past_epoch_seconds(model, dataset)
+    past = _past_seconds_per_image(model, dataset)
     if past:
-        values = [s for s, _ in past]
+        values = [per_image * train_images for per_image in past]
         n = len(values)
         basis = f"your {n} earlier run{'s' if n != 1 else ''} of it on this machine"
         return EpochEstimate(min(values), max(values), basis)

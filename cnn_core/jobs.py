@@ -85,7 +85,11 @@ def start_run(
 
     cfg = runs.validate_config(cfg, train_size=train_size, input_shape=input_shape)
     # The exact images it trains on, so Evaluate and Predict use those or say they are gone.
-    cfg = dataclasses.replace(cfg, dataset_fingerprint=datasets.dataset_fingerprint(cfg.dataset))
+    try:
+        fingerprint = datasets.dataset_fingerprint(cfg.dataset)
+    except datasets.DatasetError as exc:  # deleted or damaged since the checks: say so
+        raise runs.ConfigError(str(exc)) from exc
+    cfg = dataclasses.replace(cfg, dataset_fingerprint=fingerprint)
     if not cfg.name:  # three runs of one model must not all read "simple_convnet on mnist"
         from cnn_core import runboard
 

@@ -273,7 +273,8 @@ def _check_dataset(cfg: RunConfig) -> None:
         named = [s for s in sources if s.source == cfg.dataset_source]
         if not named:
             raise ConfigError(
-                f"{cfg.dataset} has no source {cfg.dataset_source!r}; its sources are: "
+                f"{cfg.dataset.removeprefix('user:')} has no source "
+                f"{cfg.dataset_source!r}; its sources are: "
                 f"{', '.join(s.source for s in sources)}."
             )
         sources = named

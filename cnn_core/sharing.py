@@ -9,6 +9,7 @@ layer is ever loaded from it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -188,6 +189,9 @@ def import_run(data: bytes) -> str:
         input_shape=list(shape), class_names=list(names), ink_on_dark=bool(meta.get("ink_on_dark"))
     )
     best = meta.get("best_val_accuracy")
+    # The version recorded names the exporting machine's images, which this one never had:
+    # here the run is evaluated on whatever its dataset's name holds (or says it is missing).
+    cfg = dataclasses.replace(cfg, dataset_fingerprint=None)
     run_id = runs.create_run(cfg)
     paths = runs.run_paths(run_id)
     try:

@@ -139,7 +139,7 @@ def save_pending(how: str) -> None:
     try:
         key = owndata.save_import(dataset, wanted, how)
     except datasets.DatasetExists:
-        return  # taken meanwhile: the page asks again
+        st.rerun()  # taken meanwhile (another learner): the page asks again
     except datasets.DatasetError as exc:
         st.error(str(exc))
         return

@@ -1,6 +1,7 @@
 """Train: start, stop and resume runs, watch them learn live, and compare them."""
 
 import math
+import zlib
 
 import pandas as pd
 import streamlit as st
@@ -94,6 +95,8 @@ def progress_line(status: runs.RunStatus) -> tuple[float, str]:
     )
     if status.state in ("finished",):
         done = 1.0
+    if not status.batches_per_epoch:  # a queued run has no batches yet: nothing to count
+        return 0.0, f"not started yet · {status.epochs} epochs"
     text = f"epoch {status.epoch}/{status.epochs} · batch {status.batch}/{status.batches_per_epoch}"
     if status.state == "running":  # speed and time left mean nothing once a run has ended
         speed = f"{status.images_per_s:,.0f} images/s" if status.images_per_s else "—"
@@ -207,9 +210,10 @@ def watched_run(row: runboard.RunRow) -> None:
     st.progress(share, text=text)
     charts(records, now)
     evaluation = runs.read_evaluation(run_id)
-    if evaluation:
+    if evaluation:  # a shared run's evaluation may lack a figure: "—", never a traceback
+        accuracy = runboard.fmt_percent(evaluation.get("accuracy"))
         st.success(
-            f"Test accuracy {evaluation['accuracy']:.2%}, test loss {evaluation['loss']:.4f}."
+            f"Test accuracy {accuracy}, test loss {runboard.fmt(evaluation.get('loss'), '.4f')}."
         )
     run_actions(run_id, now)
     rename_and_delete(run_id, row)
@@ -367,8 +371,13 @@ def runs_table(rows: list[runboard.RunRow]) -> None:
         return
     table = pd.DataFrame([runboard.table_record(r) for r in rows], columns=runboard.TABLE_COLUMNS)
     st.caption("Select a row to watch that run; select several to compare them.")
+    # The table redraws itself while runs train, and a selection is kept as row positions:
+    # when a run is added or deleted the rows shift, so the selection starts afresh rather
+    # than silently pointing at a neighbour.
+    listing = zlib.crc32(",".join(r.id for r in rows).encode())
     event = st.dataframe(
-        table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
+        table, hide_index=True, on_select="rerun", selection_mode="multi-row",
+        key=f"runs_table-{listing}",
         column_config={"name": st.column_config.TextColumn(width="medium")},
     )  # fmt: skip
     chosen = [rows[i].id for i in event.selection.rows if i < len(rows)]

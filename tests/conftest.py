@@ -36,6 +36,8 @@ def lab_home(tmp_path, monkeypatch):
     """An empty lab home (runs, user datasets) for one test."""
     home = tmp_path / "lab"
     monkeypatch.setenv("CNN_LAB_HOME", str(home))
+    # No developer's own Keras download (full MNIST in ~/.keras) may change what a test sees.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     return home
 
 

@@ -35,7 +35,11 @@ def test_this_machines_own_runs_come_first(table, lab_home):
     records = runs.epoch_records(runs.read_metrics(run_id)[0])
     est = estimates.epoch_estimate(cfg.model, cfg.dataset, (12, 12, 1), 72)
     median = statistics.median(r["seconds"] for r in records)
-    assert est.low_s == est.high_s == pytest.approx(median)  # one run: its own median
+    status = runs.read_status(run_id)
+    trained_images = status.batches_per_epoch * cfg.batch_size
+    assert est.low_s == est.high_s == pytest.approx(median * 72 / trained_images)
+    tenfold = estimates.epoch_estimate(cfg.model, cfg.dataset, (12, 12, 1), 720)
+    assert tenfold.low_s == pytest.approx(10 * est.low_s)  # ten times the images
     assert "earlier run" in est.text() and "this machine" in est.text()
 
 

@@ -322,3 +322,27 @@ def test_a_run_is_renamed_and_deleted_on_the_page(tiny_dataset):
     at.button(key=f"delete-{run_id}").click().run()
     assert not at.exception
     assert runs.list_runs() == []
+
+
+@pytest.mark.browser
+def test_a_training_run_is_renamed_in_chromium_while_its_panel_redraws(
+    app_server, page, monkeypatch
+):
+    monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
+    save_random_dataset("browser-rename", seed=2)
+    start_training_on_page(page, app_server["url"], "Own images: browser-rename", epochs=200)
+    assert wait_for_epoch(page, 1) >= 1
+    page.get_by_role("button", name="Rename").click()
+    field = page.get_by_role("textbox", name="Name")
+    field.fill("")
+    for word in ("Lesson ", "one: ", "tiny ", "filters"):  # typed across several redraws
+        field.press_sequentially(word, delay=150)
+    page.get_by_role("button", name="Save the name").click()
+    active = poll_until(
+        lambda: [i for i in runs.list_runs() if i.status.active], 30, "the training run"
+    )
+    poll_until(lambda: runs.run_name(active[0].id) == "Lesson one: tiny filters", 30,
+               "the new name to be saved")  # fmt: skip
+    page.get_by_role("heading", name="Lesson one: tiny filters").wait_for()
+    page.get_by_role("button", name="Stop").click()
+    poll_until(lambda: not runs.read_status(active[0].id).active, 60, "the run to stop")

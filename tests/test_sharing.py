@@ -54,6 +54,19 @@ def test_export_then_import_gives_the_same_predictions(finished_run):
     assert listed and listed[0].class_names == tuple(NAMES)
 
 
+def test_an_imported_run_does_not_keep_the_other_machines_dataset_version(lab_home):
+    cfg = runs.RunConfig(dataset="mnist", model="custom", layers=LAYERS, epochs=1,
+                         dataset_fingerprint="source:keras-cache")  # full MNIST over there
+    run_id = runs.create_run(cfg)
+    paths = runs.run_paths(run_id)
+    models.build_model("custom", SHAPE, 3, LAYERS).save(paths.model)
+    runs.write_json_atomic(paths.evaluation, {"accuracy": 0.5, "input_shape": list(SHAPE),
+                                              "class_names": NAMES})  # fmt: skip
+    runs.update_status(run_id, state="finished")
+    imported = sharing.import_run(sharing.export_run(run_id))
+    assert runs.read_config(imported).dataset_fingerprint is None
+
+
 def rewrite(data: bytes, **members: bytes) -> bytes:
     old = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
