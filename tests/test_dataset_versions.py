@@ -224,26 +224,13 @@ def test_the_cache_key_changes_when_a_dataset_changes(lab_home):
     assert datasets.dataset_version(key) not in (before, "missing")
 
 
-def test_the_teachers_steps_keep_the_first_runs_two_classes(lab_home, monkeypatch, tmp_path):
+def test_the_teachers_steps_keep_the_first_runs_two_classes(teachers_run):
     """Import a 2-class zip as bad-wrapped, train on it, import a 3-class zip under the same
     name: both versions exist and the run still evaluates on its own two classes."""
-    from cnn_core import training
-
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr(jobs, "spawn_worker", lambda run_id: None)  # trained here instead
-    two, _ = owndata.import_upload(class_zip(("cat", "dog")), "pets.zip", "bad-wrapped",
-                                   image_size=12, grayscale=True)  # fmt: skip
-    assert owndata.name_choice(two, "bad-wrapped").options == (owndata.NEW,)
-    key = owndata.save_import(two, "bad-wrapped", owndata.NEW)
-    cfg = runs.RunConfig(dataset=key, model="custom", layers=TINY_LAYERS, batch_size=4,
-                         epochs=2, validation_split=0.2)  # fmt: skip
-    run_id = jobs.start_run(cfg)
-    assert training.train_run(run_id) == 0
-
-    three, _ = owndata.import_upload(class_zip(("cat", "dog", "ship"), seed=1), "more.zip",
-                                     "bad-wrapped", image_size=12, grayscale=True)  # fmt: skip
+    key, run_id, three = teachers_run
     choice = owndata.name_choice(three, "bad-wrapped")
     assert choice.options == (owndata.KEEP_BOTH,), "a trained-on dataset is never replaced"
+    two = datasets.load_dataset(key)
     new_key = owndata.save_import(three, "bad-wrapped", owndata.KEEP_BOTH)
     assert new_key == "user:bad-wrapped-2"
     assert datasets.load_dataset(new_key).num_classes == 3
