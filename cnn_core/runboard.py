@@ -100,30 +100,40 @@ def default_name(cfg: runs.RunConfig, now: float | None = None) -> str:
 
 @dataclass(frozen=True)
 class RunRow:
-    """One run as every view shows it."""
+    """One run as every view shows it: the store's listing plus what is worked out from
+    all runs together (the state in words, the queue place)."""
 
-    id: str
-    name: str
-    state: str  # one of runs.STATES
+    info: runs.RunInfo
     state_text: str  # the state in words, with the queue place of a queued run
-    message: str
-    epochs_done: int  # complete epochs
-    epochs: int
-    config: runs.RunConfig
-    status: runs.RunStatus
-    best_val_accuracy: float | None
-    test_accuracy: float | None
-    params: int | None
-    seconds: float
     queue_place: int | None = None  # 1 = the next to start; None unless queued
 
     @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def state(self) -> str:
+        return self.info.status.state
+
+    @property
+    def status(self) -> runs.RunStatus:
+        return self.info.status
+
+    @property
+    def config(self) -> runs.RunConfig:
+        return self.info.config
+
+    @property
     def active(self) -> bool:
-        return self.state in runs.ACTIVE_STATES
+        return self.info.status.active
 
     @property
     def epochs_text(self) -> str:
-        return f"{self.epochs_done}/{self.epochs}"
+        return f"{epochs_done(self.status)}/{self.config.epochs}"
 
 
 def epochs_done(status: runs.RunStatus) -> int:
@@ -157,13 +167,7 @@ def board(infos: list[runs.RunInfo] | None = None) -> list[RunRow]:
     for info in infos:
         place = places.get(info.id)
         text = _queue_text(place, training, slots) if place else info.status.state
-        rows.append(RunRow(
-            id=info.id, name=info.name, state=info.status.state, state_text=text,
-            message=info.status.message, epochs_done=epochs_done(info.status),
-            epochs=info.config.epochs, config=info.config, status=info.status,
-            best_val_accuracy=info.best_val_accuracy, test_accuracy=info.test_accuracy,
-            params=info.params, seconds=info.seconds, queue_place=place,
-        ))  # fmt: skip
+        rows.append(RunRow(info, text, place))
     return rows
 
 
@@ -186,20 +190,27 @@ TABLE_COLUMNS = (
 )  # fmt: skip
 
 
+def fmt_duration(seconds: float | None) -> str:
+    """A duration as "2 min 05 s" or "45 s"; "—" when not known."""
+    if seconds is None or not math.isfinite(seconds):
+        return EMPTY
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
 def table_record(r: RunRow) -> dict[str, str]:
     """The row as text, the same for the page's table and the CLI's."""
-    cfg = r.config
-    minutes, secs = divmod(int(round(r.seconds)), 60)
+    cfg, info = r.config, r.info
     return {
         "name": r.name,
         "state": r.state_text,
         "epochs": r.epochs_text,
-        "test accuracy": fmt_percent(r.test_accuracy),
-        "best val. accuracy": fmt_percent(r.best_val_accuracy),
+        "test accuracy": fmt_percent(info.test_accuracy),
+        "best val. accuracy": fmt_percent(info.best_val_accuracy),
         "optimizer": fmt(cfg.optimizer),
         "learning rate": fmt(cfg.learning_rate, "g"),
         "batch": str(cfg.batch_size),
         "augmentation": augmentation_text(cfg),
-        "time": (f"{minutes} min {secs:02d} s" if minutes else f"{secs} s") if r.seconds else EMPTY,
-        "parameters": fmt(r.params, ","),
+        "time": fmt_duration(info.seconds) if info.seconds else EMPTY,
+        "parameters": fmt(info.params, ","),
     }

@@ -56,13 +56,6 @@ def model_summary(name: str, input_shape: tuple, num_classes: int) -> tuple[list
     return summary.to_records(), summary.total_params
 
 
-def fmt_seconds(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
 def start(configs, input_shape, train_size) -> bool:
     """Start runs and watch the first. A bad config is shown and nothing is started."""
     try:
@@ -100,7 +93,7 @@ def progress_line(status: runs.RunStatus) -> tuple[float, str]:
     text = f"epoch {status.epoch}/{status.epochs} · batch {status.batch}/{status.batches_per_epoch}"
     if status.state == "running":  # speed and time left mean nothing once a run has ended
         speed = f"{status.images_per_s:,.0f} images/s" if status.images_per_s else "—"
-        text += f" · {speed} · time left {fmt_seconds(status.eta_s)}"
+        text += f" · {speed} · time left {runboard.fmt_duration(status.eta_s)}"
     return min(max(done, 0.0), 1.0), text
 
 
@@ -345,7 +338,7 @@ def preset_measurement(key: str) -> str:
         return "Not measured on this kind of machine yet (benchmarks/presets.py)."
     runs_text = "; ".join(
         f"{r['name']}: {r['test_accuracy']:.2%} after {r['epochs']} epochs in "
-        f"{fmt_seconds(r['seconds'])}"
+        f"{runboard.fmt_duration(r['seconds'])}"
         for r in rows
     )
     return f"Measured on this kind of machine ({rows[0]['measured']}): {runs_text}."
