@@ -5,7 +5,7 @@ import sys
 
 import streamlit as st
 
-from lab_pages._shared import dataset_sidebar
+from pages._shared import dataset_sidebar
 
 st.set_page_config(page_title="CNN Lab", page_icon=":material/neurology:", layout="wide")
 
@@ -58,13 +58,13 @@ freeze_startup_objects()
 keep_keras_state_between_runs()
 
 PAGES = [
-    st.Page("lab_pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("lab_pages/data.py", title="Data", icon=":material/dataset:"),
-    st.Page("lab_pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("lab_pages/predict.py", title="Predict", icon=":material/draw:"),
-    st.Page("lab_pages/inspect.py", title="Inspect", icon=":material/visibility:"),
-    st.Page("lab_pages/evaluate.py", title="Evaluate", icon=":material/grid_on:"),
-    st.Page("lab_pages/learn.py", title="Learn", icon=":material/school:"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/draw:"),
+    st.Page("pages/inspect.py", title="Inspect", icon=":material/visibility:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/grid_on:"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
 ]
 
 page = st.navigation(PAGES)

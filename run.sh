@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts CNN Lab on http://localhost:8501 (first run installs .venv; later runs start at once).
-# Extra arguments go to `streamlit run`, e.g. ./run.sh --server.port 8600
+# Extra arguments go to `streamlit run` (through scripts/serve.py), e.g. ./run.sh --server.port 8600
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup_env.sh requirements.txt
@@ -14,4 +14,4 @@ for i in "${!args[@]}"; do
   esac
 done
 echo "CNN Lab: open http://localhost:$port in your browser (Ctrl+C stops the server)."
-exec .venv/bin/python -m streamlit run app.py --server.port 8501 "$@"
+exec .venv/bin/python scripts/serve.py --server.port 8501 "$@"

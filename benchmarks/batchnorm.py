@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, measure_training  # noqa: E402
 
-from cnn_core import presets  # noqa: E402
+from cnn_core.runs import presets  # noqa: E402
 
 VARIANTS = ("none", "keras", "fused")
 IMAGES = 4096
@@ -32,12 +32,13 @@ def child(variant: str, seconds: float) -> dict:
     """Images/s of one variant, in this process."""
     import keras
 
-    from cnn_core import models, runs, training
+    from cnn_core.models import layer_lists, zoo
+    from cnn_core.runs import run_config, training
 
-    def build(cfg: runs.RunConfig) -> keras.Model:
+    def build(cfg: run_config.RunConfig) -> keras.Model:
         layers = [ly for ly in presets.VGG_BN_LAYERS
                   if variant != "none" or ly["type"] != "batchnorm"]  # fmt: skip
-        model = models.build_model(models.CUSTOM, (28, 28, 1), 10, [dict(ly) for ly in layers])
+        model = zoo.build_model(layer_lists.CUSTOM, (28, 28, 1), 10, [dict(ly) for ly in layers])
         if variant == "fused":
             training.compile_model(model, keras.optimizers.Adam(1e-3))  # fuses batch norm
         else:  # the same compile without the fusing
@@ -49,7 +50,7 @@ def child(variant: str, seconds: float) -> dict:
         return model
 
     # The run defaults (batch, precision) of a plain config: custom would need layers.
-    m = measure_training(build, (28, 28, 1), runs.RunConfig(dataset="mnist"), IMAGES, seconds)
+    m = measure_training(build, (28, 28, 1), run_config.RunConfig(dataset="mnist"), IMAGES, seconds)
     return {"images_per_s": m["images_per_s"], "cpu_images_per_s": m["cpu_images_per_s"]}
 
 

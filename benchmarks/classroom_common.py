@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import machine_cpu_ticks  # noqa: E402
-from cnn_core import jobs, paths, runs  # noqa: E402
+from cnn_core import settings  # noqa: E402
+from cnn_core.runs import jobs, run_config, store  # noqa: E402
 from tests.browser_helpers import poll_until, start_server, stop_server  # noqa: E402
 
 # A learner draws one stroke, then clears: a "1" is a digit, but three side by side are
@@ -38,8 +39,10 @@ RSS_EVERY_S = 0.5
 POLL_S = 0.1
 T = TypeVar("T")
 # Enough epochs to outlast opening the sessions on two cores; it is stopped after the load.
-TRAINING = runs.RunConfig(name="classroom", dataset="mnist", model="simple_convnet", epochs=300)
-QUEUED = runs.RunConfig(name="queue check", dataset="mnist", model="simple_convnet", epochs=5)
+TRAINING = run_config.RunConfig(
+    name="classroom", dataset="mnist", model="simple_convnet", epochs=300
+)
+QUEUED = run_config.RunConfig(name="queue check", dataset="mnist", model="simple_convnet", epochs=5)
 
 _clock = [time.monotonic()]
 
@@ -151,7 +154,7 @@ class Meter(threading.Thread):
         """The pids of the server, the training workers, this script, and, named `clients`,
         the rest of this script's process tree (Playwright's driver and Chromium)."""
         server = process_tree(self.server_pid)
-        workers = [i.status.pid for i in runs.list_runs() if i.status.active and i.status.pid]
+        workers = [i.status.pid for i in store.list_runs() if i.status.active and i.status.pid]
         groups = {"server": server, "training": workers}
         if self.clients:
             others = set(server) | set(workers) | {os.getpid()}
@@ -188,12 +191,12 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str) -> T:
 
 def training_now() -> list[str]:
     """Ids of the runs holding a training slot (running or saving before a stop)."""
-    return [i.id for i in runs.list_runs() if i.status.state in ("running", "stopping")]
+    return [i.id for i in store.list_runs() if i.status.state in ("running", "stopping")]
 
 
 def training(run_id: str) -> bool:
     """True once the run is past its first batch (TensorFlow loaded, the model built)."""
-    status = runs.read_status(run_id)
+    status = store.read_status(run_id)
     if status.state not in ("queued", "running"):
         raise RuntimeError(f"the training run is {status.state}: {status.message}")
     return status.epoch > 1 or status.batch > 0
@@ -223,13 +226,13 @@ def check_queue(max_workers: int) -> dict:
     """
     peak = len(training_now())
     ids = request_at_once(QUEUE_REQUESTS)
-    wait_until(lambda: all(runs.read_status(r).pid for r in ids), RUN_END_TIMEOUT_S,
+    wait_until(lambda: all(store.read_status(r).pid for r in ids), RUN_END_TIMEOUT_S,
                "every requested worker to start and queue")  # fmt: skip
     settle = time.monotonic() + QUEUE_OBSERVE_S
     while time.monotonic() < settle:
         peak = max(peak, len(training_now()))
         time.sleep(POLL_S)
-    states = [runs.read_status(r).state for r in ids]
+    states = [store.read_status(r).state for r in ids]
     running = sum(s in ("running", "stopping") for s in states)
     queued = states.count("queued")
     waiting = [r for r, state in zip(ids, states, strict=True) if state == "queued"]
@@ -239,10 +242,10 @@ def check_queue(max_workers: int) -> dict:
     handover_s, started_later = None, False
     if waiting:
 
-        def started() -> list[runs.RunStatus]:
+        def started() -> list[store.RunStatus]:
             nonlocal peak
             peak = max(peak, len(training_now()))
-            now = [runs.read_status(r) for r in waiting]
+            now = [store.read_status(r) for r in waiting]
             return [s for s in now if s.started is not None]
 
         first = wait_until(started, RUN_END_TIMEOUT_S, "a queued run to start")
@@ -258,13 +261,13 @@ def check_queue(max_workers: int) -> dict:
 
 def stop_every_run() -> list[str]:
     """Stops every active run and waits for its worker; returns the ones that would not end."""
-    for info in runs.list_runs():
+    for info in store.list_runs():
         if info.status.active:
             jobs.stop_run(info.id)
     with contextlib.suppress(TimeoutError):
-        wait_until(lambda: not any(i.status.active for i in runs.list_runs()),
+        wait_until(lambda: not any(i.status.active for i in store.list_runs()),
                    RUN_END_TIMEOUT_S, "every run to stop")  # fmt: skip
-    stuck = [i for i in runs.list_runs() if runs.worker_alive(i.id)]
+    stuck = [i for i in store.list_runs() if store.worker_alive(i.id)]
     for info in stuck:  # only workers this script started, in its own lab home
         if info.status.pid:
             os.kill(info.status.pid, 9)
@@ -277,10 +280,10 @@ def stop_every_run() -> list[str]:
 @contextlib.contextmanager
 def isolated_lab(max_workers: int) -> Iterator[Path]:
     """A temporary lab home and worker limit for this process, its server and its workers."""
-    saved = {k: os.environ.get(k) for k in (paths.HOME_ENV, jobs.MAX_WORKERS_ENV)}
+    saved = {k: os.environ.get(k) for k in (settings.HOME_ENV, settings.MAX_WORKERS_ENV)}
     with tempfile.TemporaryDirectory(prefix="classroom-") as tmp:
-        os.environ[paths.HOME_ENV] = str(Path(tmp) / "lab")
-        os.environ[jobs.MAX_WORKERS_ENV] = str(max_workers)
+        os.environ[settings.HOME_ENV] = str(Path(tmp) / "lab")
+        os.environ[settings.MAX_WORKERS_ENV] = str(max_workers)
         try:
             yield Path(tmp) / "lab"
         finally:
@@ -333,7 +336,7 @@ def run_classroom(load: Load, max_workers: int, clients: str | None = "browsers"
             meter = Meter(server.proc.pid, clients)
             meter.start()
             result = run_in_own_thread(load(server.url, lambda: training(run_id), meter), nice)
-            during = runs.read_status(run_id)
+            during = store.read_status(run_id)
             trained = f"epoch {during.epoch}, {during.state}"
             say(f"load over; requesting {QUEUE_REQUESTS} training runs at once")
             queue = check_queue(max_workers)
@@ -419,7 +422,7 @@ def common_args(parser, sessions_help: str) -> None:
     parser.add_argument(
         "--max-workers",
         type=int,
-        default=jobs.max_workers(),
+        default=settings.max_workers(),
         help="training runs at once (default: CNN_LAB_MAX_WORKERS or cores/2)",
     )
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")

@@ -66,8 +66,8 @@ from tests.browser_helpers import digit_one_png, stroke_points  # noqa: E402
 ACTION_TIMEOUT_S = 30.0  # a prediction slower than this counts as an error
 OPEN_TIMEOUT_S = 300.0
 STROKES_BEFORE_CLEAR = common.STROKES_BEFORE_CLEAR
-PAGE = "predict"  # the url_pathname app.py's st.navigation gives lab_pages/predict.py
-CANVAS_SIZE = 280  # lab_pages/predict.py's canvas, in CSS pixels (a tab at zoom 1)
+PAGE = "predict"  # the url_pathname app.py's st.navigation gives pages/predict.py
+CANVAS_SIZE = 280  # pages/predict.py's canvas, in CSS pixels (a tab at zoom 1)
 STROKE_WIDTH = 20  # the page's default stroke width
 XSRF_COOKIE = "_streamlit_xsrf"
 HTTP_TIMEOUT_S = 30.0

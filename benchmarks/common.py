@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from cnn_core import datasets, jobs, runs  # noqa: E402
+from cnn_core.data import datasets  # noqa: E402
+from cnn_core.runs import jobs, metrics_log, run_config, store  # noqa: E402
 
 if TYPE_CHECKING:
     import keras
@@ -92,9 +93,9 @@ def training_speed(model, ds, images_per_pass: int, seconds: float) -> tuple[flo
 
 
 def measure_training(
-    build_model: Callable[[runs.RunConfig], keras.Model],
+    build_model: Callable[[run_config.RunConfig], keras.Model],
     shape: tuple[int, int, int],
-    config: runs.RunConfig,
+    config: run_config.RunConfig,
     images: int,
     seconds: float,
 ) -> dict:
@@ -103,7 +104,7 @@ def measure_training(
     Sets TensorFlow's threads (before its first op) and the dtype policy as a run of
     `config` would, then calls `build_model` with the validated config for a compiled
     model, and times it with `training_speed` on `images` random uint8 images of `shape`
-    (10 classes) fed through the engine's `training.make_dataset`.
+    (10 classes) fed through the engine's `pipeline.make_dataset`.
 
     Returns:
         {"model", "config" (validated), "images_per_s", "cpu_images_per_s"}.
@@ -111,10 +112,10 @@ def measure_training(
     import keras
     import numpy as np
 
-    from cnn_core import training
+    from cnn_core.runs import pipeline, training
 
-    training.configure_threads()
-    cfg = runs.validate_config(config)
+    pipeline.configure_threads()
+    cfg = run_config.validate_config(config)
     keras.mixed_precision.set_dtype_policy(
         training.MIXED_POLICY if cfg.mixed_precision else "float32"
     )
@@ -122,12 +123,12 @@ def measure_training(
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (images, *shape), dtype=np.uint8)
     y = rng.integers(0, 10, images)
-    ds = training.make_dataset(x, y, 10, cfg.batch_size, shuffle_seed=0)
+    ds = pipeline.make_dataset(x, y, 10, cfg.batch_size, shuffle_seed=0)
     wall, cpu = training_speed(model, ds, images, seconds)
     return {"model": model, "config": cfg, "images_per_s": wall, "cpu_images_per_s": cpu}
 
 
-def run_to_end(cfg: runs.RunConfig) -> dict:
+def run_to_end(cfg: run_config.RunConfig) -> dict:
     """Trains one config as the app would (worker process, metrics log, checkpoints) and
     returns its epochs, training seconds (the sum of the epochs' own times: process start
     and the final test evaluation are left out), test accuracy, the share of CPU time the
@@ -136,15 +137,15 @@ def run_to_end(cfg: runs.RunConfig) -> dict:
     ticks = cpu_times()
     run_id = jobs.start_run(cfg, train_size=len(ds.y_train), input_shape=ds.input_shape)
     deadline = time.monotonic() + TIMEOUT_S
-    while (status := runs.read_status(run_id)).state not in ("finished", "failed", "interrupted"):
+    while (status := store.read_status(run_id)).state not in ("finished", "failed", "interrupted"):
         if time.monotonic() > deadline:
             jobs.stop_run(run_id)
             raise TimeoutError(f"{run_id} did not finish within {TIMEOUT_S} s")
         time.sleep(POLL_S)
     if status.state != "finished":
         raise RuntimeError(f"{run_id} ended {status.state}: {status.message}")
-    epochs = runs.epoch_records(runs.read_metrics(run_id)[0])
-    evaluation = runs.read_evaluation(run_id) or {}
+    epochs = metrics_log.epoch_records(metrics_log.read_metrics(run_id)[0])
+    evaluation = store.read_evaluation(run_id) or {}
     return {
         "model": cfg.model,
         "shape": "x".join(str(v) for v in ds.input_shape),
@@ -153,5 +154,5 @@ def run_to_end(cfg: runs.RunConfig) -> dict:
         "seconds": sum(e["seconds"] for e in epochs),
         "test_accuracy": evaluation.get("accuracy"),
         "steal": steal_share(ticks, cpu_times()),
-        "config": runs.read_config(run_id).to_dict(),
+        "config": store.read_config(run_id).to_dict(),
     }

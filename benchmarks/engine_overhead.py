@@ -1,7 +1,7 @@
 """What the training engine costs: bare `model.fit` versus a run through a worker process.
 
 Both sides train simple_convnet on the embedded MNIST subset (8,000 training images, no
-validation split) with the same batch size, input pipeline (training.make_dataset) and
+validation split) with the same batch size, input pipeline (pipeline.make_dataset) and
 thread settings, each in a fresh process:
 
   bare    model.fit with one epoch-end clock callback;
@@ -32,7 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cnn_core import jobs, runs  # noqa: E402 - after the path set-up
+from cnn_core import settings  # noqa: E402 - after the path set-up
+from cnn_core.models import zoo  # noqa: E402 - after the path set-up
+from cnn_core.runs import jobs, metrics_log, run_config, store  # noqa: E402 - after the path set-up
 
 MODEL = "simple_convnet"
 POLL_S = 0.5  # the app's live chart polls about this often
@@ -43,17 +45,20 @@ def bare_child(epochs: int, batch_size: int) -> None:
     """The bare side, run in its own process: prints the wall time at each epoch end."""
     import keras
 
-    from cnn_core import datasets, training
+    from cnn_core.data import datasets
+    from cnn_core.runs import pipeline, training
 
-    cfg = runs.validate_config(runs.RunConfig(model=MODEL, epochs=epochs, batch_size=batch_size))
-    training.configure_threads(cfg.threads)
+    cfg = run_config.validate_config(
+        run_config.RunConfig(model=MODEL, epochs=epochs, batch_size=batch_size)
+    )
+    pipeline.configure_threads(cfg.threads)
     if cfg.mixed_precision:  # as the worker does (bfloat16 where the CPU has it)
         keras.mixed_precision.set_dtype_policy(training.MIXED_POLICY)
     keras.utils.set_random_seed(cfg.seed)
     data = datasets.load_dataset("mnist", source="embedded")
-    ds = training.make_dataset(data.x_train, data.y_train, data.num_classes, batch_size,
+    ds = pipeline.make_dataset(data.x_train, data.y_train, data.num_classes, batch_size,
                                shuffle_seed=cfg.seed)  # fmt: skip
-    model = training.models.build_model(MODEL, data.input_shape, data.num_classes)
+    model = zoo.build_model(MODEL, data.input_shape, data.num_classes)
     training.compile_model(model, training.make_optimizer(cfg, epochs * len(ds)))
     ends: list[float] = []
 
@@ -66,7 +71,7 @@ def bare_child(epochs: int, batch_size: int) -> None:
 
 
 def train_images() -> int:
-    from cnn_core import datasets
+    from cnn_core.data import datasets
 
     return len(datasets.load_dataset("mnist", source="embedded").x_train)
 
@@ -85,21 +90,21 @@ def run_bare(epochs: int, batch_size: int) -> float:
 
 
 def run_engine(epochs: int, batch_size: int) -> float:
-    cfg = runs.RunConfig(name="engine overhead", dataset="mnist", dataset_source="embedded",
+    cfg = run_config.RunConfig(name="engine overhead", dataset="mnist", dataset_source="embedded",
                          model=MODEL, epochs=epochs, batch_size=batch_size,
                          validation_split=0.0)  # fmt: skip
     run_id = jobs.start_run(cfg)
     offset, records = 0, []
     while True:  # what a page's live chart does
-        status = runs.read_status(run_id)
-        new, offset = runs.read_metrics(run_id, offset)
+        status = store.read_status(run_id)
+        new, offset = metrics_log.read_metrics(run_id, offset)
         records += new
         if not status.active:
             break
         time.sleep(POLL_S)
     if status.state != "finished":
         raise RuntimeError(f"engine run {run_id} {status.state}: {status.message}")
-    ends = [r["t"] for r in runs.epoch_records(records)]
+    ends = [r["t"] for r in metrics_log.epoch_records(records)]
     return train_images() * (len(ends) - 1) / (ends[-1] - ends[0])
 
 
@@ -113,10 +118,10 @@ def main() -> None:
     if args.bare_child:
         bare_child(args.epochs, args.batch_size)
         return
-    os.environ[runs.paths.HOME_ENV] = tempfile.mkdtemp(prefix="cnn-lab-bench-")
+    os.environ[settings.HOME_ENV] = tempfile.mkdtemp(prefix="cnn-lab-bench-")
     print(f"{MODEL} on embedded MNIST (8,000 images), batch {args.batch_size}, "
           f"{args.epochs} epochs a run (first one excluded), {os.cpu_count()} cores, "
-          f"max_workers={jobs.max_workers()}")  # fmt: skip
+          f"max_workers={settings.max_workers()}")  # fmt: skip
     speeds: dict[str, list[float]] = {"bare": [], "engine": []}
     for i in range(args.pairs):
         for mode, run in (("bare", run_bare), ("engine", run_engine)):

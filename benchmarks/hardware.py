@@ -5,7 +5,7 @@ then the achieved training GFLOP/s of simple_convnet (forward and backward FLOPs
 by `cnn_core.models.training_flops`) under different settings, each in a fresh process
 because TensorFlow's thread pools are fixed at start:
 
-  batch size      32 … 512, with the engine's own input pipeline (training.make_dataset)
+  batch size      32 … 512, with the engine's own input pipeline (pipeline.make_dataset)
   input pipeline  the engine's (uint8 → shuffle → batch → map) vs float32 tensors in memory
   threads         intra-op / inter-op pool sizes
   data layout     channels-last (NHWC) vs channels-first (NCHW)
@@ -91,7 +91,8 @@ def train_child(s: dict, seconds: float) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from cnn_core import models, training
+    from cnn_core.models import summaries, zoo
+    from cnn_core.runs import pipeline, training
 
     keras.mixed_precision.set_dtype_policy(s["precision"])
     rng = np.random.default_rng(0)
@@ -102,16 +103,16 @@ def train_child(s: dict, seconds: float) -> dict:
         keras.config.set_image_data_format("channels_first")
         x, shape = x.transpose(0, 3, 1, 2).copy(), (SHAPE[2], SHAPE[0], SHAPE[1])
     # The builder itself: build_model's shape check reads (height, width, channels).
-    model = models.MODELS[MODEL].builder(shape, 10)
+    model = zoo.MODELS[MODEL].builder(shape, 10)
     training.compile_model(model, keras.optimizers.Adam(1e-3))
     if s["pipeline"] == "engine":
-        ds = training.make_dataset(x, y, 10, s["batch"], shuffle_seed=0)
+        ds = pipeline.make_dataset(x, y, 10, s["batch"], shuffle_seed=0)
     else:
         xs = tf.constant(x.astype(np.float32) / 255.0)
         ds = tf.data.Dataset.from_tensor_slices((xs, tf.one_hot(y, 10))).batch(s["batch"])
         ds = ds.cache().prefetch(tf.data.AUTOTUNE)
     ips, cpu_ips = training_speed(model, ds, TRAIN_IMAGES, seconds)
-    flops = models.training_flops(model)[1]
+    flops = summaries.training_flops(model)[1]
     return {"images_per_s": ips, "gflops": ips * flops / 1e9,
             "cpu_images_per_s": cpu_ips, "cpu_gflops": cpu_ips * flops / 1e9}  # fmt: skip
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from cnn_core import datasets, evaluation, inference, inspection, preprocess, pretrained  # noqa: E402
+from cnn_core.data import datasets  # noqa: E402
+from cnn_core.explain import evaluation, inference, inspection, preprocess  # noqa: E402
+from cnn_core.models import shipped  # noqa: E402
 
 CANVAS = 280
 
@@ -53,8 +55,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args()
-    info = pretrained.list_pretrained("mnist")[0]
-    model = pretrained.load_pretrained(info)
+    info = shipped.list_pretrained("mnist")[0]
+    model = shipped.load_pretrained(info)
     predictor = inference.Predictor(model)
     canvases = [stroke_canvas(i) for i in range(8)]
     counter = iter(range(10**9))

@@ -24,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, run_to_end  # noqa: E402
 
-from cnn_core import datasets, presets  # noqa: E402
+from cnn_core.data import datasets  # noqa: E402
+from cnn_core.runs import presets  # noqa: E402
 
 
 def save(measured: dict[str, list[dict]]) -> None:

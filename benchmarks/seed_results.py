@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, run_to_end  # noqa: E402
 
-from cnn_core import datasets, presets, runs  # noqa: E402
+from cnn_core.data import datasets  # noqa: E402
+from cnn_core.runs import presets, run_config  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -28,18 +29,19 @@ class Row:
     key: str
     seed: str
     seed_figure: str  # what the seed reports, with its data
-    config: runs.RunConfig
+    config: run_config.RunConfig
     difference: str  # what the lab's training changes, and why it helps
 
 
-def _mnist(model: str, **kw) -> runs.RunConfig:
-    return runs.RunConfig(dataset="mnist", dataset_source="embedded", model=model,
+def _mnist(model: str, **kw) -> run_config.RunConfig:
+    return run_config.RunConfig(dataset="mnist", dataset_source="embedded", model=model,
                           validation_split=0.0, **kw)  # fmt: skip
 
 
-def _cifar(model: str, **kw) -> runs.RunConfig:
-    return runs.RunConfig(dataset="cifar10", model=model, validation_split=0.0, augment_shift=0.1,
-                          augment_flip=True, lr_schedule="cosine", **kw)  # fmt: skip
+def _cifar(model: str, **kw) -> run_config.RunConfig:
+    return run_config.RunConfig(dataset="cifar10", model=model, validation_split=0.0,
+                                augment_shift=0.1, augment_flip=True, lr_schedule="cosine",
+                                **kw)  # fmt: skip
 
 
 ROWS = (
@@ -74,14 +76,14 @@ ROWS = (
 )  # fmt: skip
 
 
-def reproduce_command(cfg: runs.RunConfig) -> str:
+def reproduce_command(cfg: run_config.RunConfig) -> str:
     """The CLI line that trains a row's config (online, after `download cifar10`)."""
     flags = f"--dataset {cfg.dataset} --model {cfg.model} --epochs {cfg.epochs}"
     if cfg.augment_shift:
         flags += f" --augment-shift {cfg.augment_shift:g}"
     if cfg.augment_flip:
         flags += " --augment-flip"
-    if cfg.validation_split != runs.RunConfig.validation_split:
+    if cfg.validation_split != run_config.RunConfig.validation_split:
         flags += f" --validation-split {cfg.validation_split:g}"
     if cfg.lr_schedule != "constant":
         flags += f" --lr-schedule {cfg.lr_schedule}"

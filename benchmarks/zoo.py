@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, measure_training  # noqa: E402
 
-from cnn_core import models, presets, runs, training  # noqa: E402
+from cnn_core.models import layer_lists, summaries, zoo  # noqa: E402
+from cnn_core.runs import pipeline, presets, run_config, training  # noqa: E402
 
 SHAPES = (((28, 28, 1), 60_000), ((32, 32, 3), 50_000))
 SAMPLE_IMAGES = 2048  # one pass over these traces the graph, then they repeat
@@ -33,15 +34,15 @@ def measure(key: str, shape: tuple[int, int, int], seconds: float) -> dict:
     """Images/s of one zoo model at the run defaults, in this process."""
     import keras
 
-    def build(cfg: runs.RunConfig) -> keras.Model:
+    def build(cfg: run_config.RunConfig) -> keras.Model:
         keras.utils.set_random_seed(0)
-        model = models.build_model(key, shape, 10, layers=None)
+        model = zoo.build_model(key, shape, 10, layers=None)
         training.compile_model(model, training.make_optimizer(cfg, 1000))
         return model
 
-    m = measure_training(build, shape, runs.RunConfig(model=key), SAMPLE_IMAGES, seconds)
+    m = measure_training(build, shape, run_config.RunConfig(model=key), SAMPLE_IMAGES, seconds)
     model, cfg = m["model"], m["config"]
-    flops = models.training_flops(model)[1]
+    flops = summaries.training_flops(model)[1]
     keras.backend.clear_session()
     return {"images_per_s": m["images_per_s"], "cpu_images_per_s": m["cpu_images_per_s"],
             "params": model.count_params(), "flops": flops, "batch_size": cfg.batch_size,
@@ -65,8 +66,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="model keys (default: the whole zoo)")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
-    training.configure_threads()
-    keys = [k for k in models.MODELS if k != models.CUSTOM and (not args.only or k in args.only)]
+    pipeline.configure_threads()
+    keys = [k for k in zoo.MODELS if k != layer_lists.CUSTOM and (not args.only or k in args.only)]
     print(machine())
     print("| model | params 28×28×1 | training MFLOP/image 28×28×1 | s/epoch 60,000×28×28×1 | "
           "s/epoch 50,000×32×32×3 | GFLOP/s 28×28×1 | "

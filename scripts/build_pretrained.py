@@ -16,8 +16,9 @@ from pathlib import Path
 import keras
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
-from cnn_core import datasets, models  # noqa: E402
-from cnn_core.pretrained import PRETRAINED_DIR  # noqa: E402
+from cnn_core.data import datasets  # noqa: E402
+from cnn_core.models import zoo  # noqa: E402
+from cnn_core.models.shipped import PRETRAINED_DIR  # noqa: E402
 
 SEED = 7
 EPOCHS = 20
@@ -37,7 +38,7 @@ def train(dataset_name: str, model_name: str, source: str | None) -> None:
     ds = datasets.load_dataset(dataset_name, source=source)
     x_train = ds.x_train.astype("float32") / 255.0
     x_test = ds.x_test.astype("float32") / 255.0
-    model = models.build_model(model_name, ds.input_shape, ds.num_classes)
+    model = zoo.build_model(model_name, ds.input_shape, ds.num_classes)
     inputs = keras.Input(ds.input_shape)
     trainer = keras.Model(inputs, model(augmenter()(inputs)))
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
@@ -62,7 +63,7 @@ def train(dataset_name: str, model_name: str, source: str | None) -> None:
         "ink_on_dark": ds.ink_on_dark,
         "test_accuracy": round(float(accuracy), 4),
         "description": (
-            f"{models.MODELS[model_name].title} trained by scripts/build_pretrained.py on "
+            f"{zoo.MODELS[model_name].title} trained by scripts/build_pretrained.py on "
             f"{ds.title} ({len(ds.y_train):,} images, {EPOCHS} epochs, shifts/rotations/zoom); "
             f"{accuracy:.2%} on its {len(ds.y_test):,} test images"
         ),

@@ -18,7 +18,7 @@ APPTEST_TIMEOUT_S = 120  # one script run; a page with a model to load on two bu
 
 def open_page(name: str, dataset: str = "mnist", **state) -> AppTest:
     """Runs app.py with `dataset` chosen and `state` in the session, then switches to
-    lab_pages/<name>.py, as a learner's click in the sidebar would; it must not raise."""
+    pages/<name>.py, as a learner's click in the sidebar would; it must not raise."""
     from streamlit.testing.v1 import AppTest  # here: a run of the unit tests needs no Streamlit
 
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=APPTEST_TIMEOUT_S)
@@ -26,7 +26,7 @@ def open_page(name: str, dataset: str = "mnist", **state) -> AppTest:
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
-    at.switch_page(f"lab_pages/{name}.py").run()
+    at.switch_page(f"pages/{name}.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

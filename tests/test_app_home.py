@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import datasets
+from cnn_core.data import datasets
 from tests.conftest import REPO
 
 
@@ -82,7 +82,7 @@ def test_the_model_chosen_survives_a_new_session_through_the_address(lab_home):
     at.selectbox(key="model_key").set_value(f"run:{first}").run()
     assert at.query_params["model"] == f"run:{first}"
     again = app_opened_at(dataset="user:tiny", model=f"run:{first}")
-    again.switch_page("lab_pages/predict.py").run()
+    again.switch_page("pages/predict.py").run()
     assert again.selectbox(key="model_key").value == f"run:{first}"
     assert second != first
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnn_core import batchnorm, models, training
+from cnn_core.models import batchnorm, zoo
+from cnn_core.runs import training
 
 
 def _pair(momentum: float = 0.8) -> tuple[keras.Model, keras.Model]:
@@ -91,7 +92,7 @@ def test_other_axis_and_renorm_keep_keras_code():
 
 
 def test_compile_model_fuses_and_fit_learns():
-    model = models.build_model("vgg_like_bn", (28, 28, 1), 10)
+    model = zoo.build_model("vgg_like_bn", (28, 28, 1), 10)
     training.compile_model(model, keras.optimizers.Adam(1e-3))
     fused = [ly for ly in model.layers if "call" in vars(ly)]  # the call set on the instance
     assert fused and all(isinstance(ly, keras.layers.BatchNormalization) for ly in fused)

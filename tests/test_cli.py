@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from cnn_core import datasets, runs
-from cnn_core.__main__ import main
+from cnn_core.cli import main
+from cnn_core.data import readers
+from cnn_core.runs import run_config, store
 from tests.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +41,7 @@ def test_datasets_lists_sources_and_availability(tiny):
 
 def test_runs_prints_a_table(tiny):
     assert "No runs yet" in cli("runs").stdout
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
     result = cli("runs")
     assert result.returncode == 0
     header, row = result.stdout.splitlines()
@@ -71,10 +72,10 @@ def test_train_wait_follows_the_run_to_its_end(tiny, capsys):
     out = capsys.readouterr().out.splitlines()
     assert code == 0, out
     run_id = out[0]
-    assert runs.read_status(run_id).state == "finished"
+    assert store.read_status(run_id).state == "finished"
     assert [line.split(":")[0] for line in out[1:3]] == ["epoch 1", "epoch 2"]
     assert out[-2].startswith("test: loss") and out[-1].startswith("finished: ")
-    cfg = runs.read_config(run_id)
+    cfg = store.read_config(run_id)
     assert cfg.epochs == 2 and cfg.layers[0]["filters"] == 4 and cfg.layers != TINY_LAYERS
     assert (cfg.augment_zoom, cfg.label_smoothing) == (0.1, 0.1)
     shown = cli("show", run_id)
@@ -83,7 +84,7 @@ def test_train_wait_follows_the_run_to_its_end(tiny, capsys):
 
 def test_download_fails_fast_and_clearly_offline(tiny, monkeypatch, capsys):
     # Port 9 of localhost refuses at once: the same failure as no network, on any machine.
-    monkeypatch.setattr(datasets, "KERAS_ORIGIN", "http://127.0.0.1:9/")
+    monkeypatch.setattr(readers, "KERAS_ORIGIN", "http://127.0.0.1:9/")
     started = time.monotonic()
     assert main(["download", "mnist"]) == 1
     assert time.monotonic() - started < 15

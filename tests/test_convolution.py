@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnn_core.convolution import (
+from cnn_core.explain.convolution import (
     FILTERS,
     REPORT_IMAGE,
     convolve,

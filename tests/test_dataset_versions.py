@@ -12,19 +12,29 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_core import datasets, jobs, owndata, runs, trained
-from cnn_core.__main__ import main
+from cnn_core import catalog
+from cnn_core.cli import main
+from cnn_core.data import datasets, owndata, userdata, versions
+from cnn_core.data.dataset import (
+    Dataset,
+    DatasetError,
+    DatasetExists,
+    DatasetGone,
+    DatasetInUse,
+    DatasetUnavailable,
+)
+from cnn_core.runs import checkpointing, dataset_use, jobs, run_config, store
 from tests.test_runs import TINY_LAYERS
 
 
-def small_dataset(classes: int = 2, n: int = 24, seed: int = 0) -> datasets.Dataset:
+def small_dataset(classes: int = 2, n: int = 24, seed: int = 0) -> Dataset:
     """Random 12×12 grey images with balanced labels, split 3:1."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (n, 12, 12, 1), dtype=np.uint8)
     y = np.arange(n, dtype=np.int64) % classes
     cut = n * 3 // 4
     names = tuple("abcdefgh"[:classes])
-    return datasets.Dataset("d", "d", x[:cut], y[:cut], x[cut:], y[cut:], names, "user", "test")
+    return Dataset("d", "d", x[:cut], y[:cut], x[cut:], y[cut:], names, "user", "test")
 
 
 def class_zip(classes: tuple[str, ...], per_class: int = 6, seed: int = 0) -> bytes:
@@ -44,10 +54,10 @@ def class_zip(classes: tuple[str, ...], per_class: int = 6, seed: int = 0) -> by
 
 def run_on(key: str, fingerprint: str | None, state: str = "finished") -> str:
     """A run on a dataset made by hand (no worker), in the given state."""
-    cfg = runs.RunConfig(dataset=key, dataset_fingerprint=fingerprint, model="custom",
+    cfg = run_config.RunConfig(dataset=key, dataset_fingerprint=fingerprint, model="custom",
                          layers=TINY_LAYERS, epochs=1)  # fmt: skip
-    run_id = runs.create_run(cfg)
-    runs.update_status(run_id, state=state)
+    run_id = store.create_run(cfg)
+    store.update_status(run_id, state=state)
     return run_id
 
 
@@ -57,17 +67,17 @@ def run_on(key: str, fingerprint: str | None, state: str = "finished") -> str:
 def test_the_default_name_comes_from_the_zip_and_is_unique(lab_home):
     assert owndata.default_name("Cats and Dogs.zip") == "cats-and-dogs"
     assert owndata.default_name("C:\\Users\\me\\photos.zip") == "photos"
-    datasets.save_user_dataset(small_dataset(), "cats-and-dogs")
+    userdata.save_user_dataset(small_dataset(), "cats-and-dogs")
     assert owndata.default_name("cats-and-dogs.zip") == "cats-and-dogs-2"
-    datasets.save_user_dataset(small_dataset(seed=1), "cats-and-dogs-2")
+    userdata.save_user_dataset(small_dataset(seed=1), "cats-and-dogs-2")
     assert owndata.default_name("cats-and-dogs.zip") == "cats-and-dogs-3"
     assert owndata.default_name("!!!.zip") == owndata.DEFAULT_NAME
 
 
 def test_the_fingerprint_changes_with_any_pixel_label_or_class_name(lab_home):
     ds = small_dataset()
-    base = datasets.fingerprint(ds)
-    assert datasets.fingerprint(small_dataset()) == base  # the same images: the same version
+    base = userdata.fingerprint(ds)
+    assert userdata.fingerprint(small_dataset()) == base  # the same images: the same version
     pixel = ds.x_train.copy()
     pixel[0, 0, 0, 0] ^= 1
     label = ds.y_test.copy()
@@ -76,9 +86,9 @@ def test_the_fingerprint_changes_with_any_pixel_label_or_class_name(lab_home):
 
     others = [replace(ds, x_train=pixel), replace(ds, y_test=label),
               replace(ds, class_names=("a", "z"))]  # fmt: skip
-    assert len({base, *map(datasets.fingerprint, others)}) == 4
-    key = datasets.save_user_dataset(ds, "v")
-    info = datasets.user_dataset_info(key)
+    assert len({base, *map(userdata.fingerprint, others)}) == 4
+    key = userdata.save_user_dataset(ds, "v")
+    info = userdata.user_dataset_info(key)
     assert info.fingerprint == base and info.imported is not None
     assert (info.train_count, info.test_count, info.class_names) == (18, 6, ("a", "b"))
     assert datasets.load_dataset(key).fingerprint == base
@@ -86,65 +96,65 @@ def test_the_fingerprint_changes_with_any_pixel_label_or_class_name(lab_home):
 
 def test_saving_other_images_under_a_taken_name_is_refused(lab_home):
     first = small_dataset(2)
-    key = datasets.save_user_dataset(first, "pets")
-    assert datasets.save_user_dataset(first, "Pets") == key  # the same images: no change
-    with pytest.raises(datasets.DatasetExists, match="pets-2"):
-        datasets.save_user_dataset(small_dataset(3), "pets")
+    key = userdata.save_user_dataset(first, "pets")
+    assert userdata.save_user_dataset(first, "Pets") == key  # the same images: no change
+    with pytest.raises(DatasetExists, match="pets-2"):
+        userdata.save_user_dataset(small_dataset(3), "pets")
     assert datasets.load_dataset(key).num_classes == 2
-    assert datasets.save_user_dataset_as_new(small_dataset(3), "pets") == "user:pets-2"
+    assert userdata.save_user_dataset_as_new(small_dataset(3), "pets") == "user:pets-2"
     assert datasets.load_dataset("user:pets").num_classes == 2
     assert datasets.load_dataset("user:pets-2").num_classes == 3
 
 
 @pytest.mark.parametrize("state", ["finished", "stopped", "running", "queued", "failed"])
 def test_replace_is_refused_while_any_run_used_that_version(lab_home, state):
-    key = datasets.save_user_dataset(small_dataset(2), "pets")
-    run_id = run_on(key, datasets.dataset_fingerprint(key), state)
-    choice = owndata.name_choice(small_dataset(3), "pets")
+    key = userdata.save_user_dataset(small_dataset(2), "pets")
+    run_id = run_on(key, versions.dataset_fingerprint(key), state)
+    choice = dataset_use.name_choice(small_dataset(3), "pets")
     assert choice.taken and not choice.can_replace
     assert choice.options == (owndata.KEEP_BOTH,) and choice.keep_both_slug == "pets-2"
     assert any(run_id in label for label in choice.users)
-    with pytest.raises(datasets.DatasetInUse, match=run_id):
-        owndata.save_import(small_dataset(3), "pets", owndata.REPLACE)
+    with pytest.raises(DatasetInUse, match=run_id):
+        dataset_use.save_import(small_dataset(3), "pets", owndata.REPLACE)
     assert datasets.load_dataset(key).num_classes == 2
 
 
 def test_replace_is_allowed_when_no_run_used_it(lab_home):
-    key = datasets.save_user_dataset(small_dataset(2), "pets")
+    key = userdata.save_user_dataset(small_dataset(2), "pets")
     run_on(key, "another version's fingerprint")  # a run on an earlier, deleted version
-    choice = owndata.name_choice(small_dataset(3), "pets")
+    choice = dataset_use.name_choice(small_dataset(3), "pets")
     assert choice.can_replace and choice.options == (owndata.REPLACE, owndata.KEEP_BOTH)
-    assert owndata.save_import(small_dataset(3), "pets", owndata.REPLACE) == key
+    assert dataset_use.save_import(small_dataset(3), "pets", owndata.REPLACE) == key
     assert datasets.load_dataset(key).num_classes == 3
 
 
 def test_delete_is_refused_while_a_run_trains_on_it_and_names_the_runs_after(lab_home):
-    key = datasets.save_user_dataset(small_dataset(), "pets")
-    done = run_on(key, datasets.dataset_fingerprint(key))
-    active = run_on(key, datasets.dataset_fingerprint(key), state="running")
-    p = runs.run_paths(active)
+    key = userdata.save_user_dataset(small_dataset(), "pets")
+    done = run_on(key, versions.dataset_fingerprint(key))
+    active = run_on(key, versions.dataset_fingerprint(key), state="running")
+    p = store.run_paths(active)
     import fcntl
     import os
 
     fd = os.open(p.lock, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)  # a live worker holds its run's lock
     try:
-        with pytest.raises(datasets.DatasetInUse, match=f"while {active}"):
-            owndata.delete_dataset("pets")
+        with pytest.raises(DatasetInUse, match=f"while {active}"):
+            dataset_use.delete_dataset("pets")
         assert key in datasets.list_datasets()
     finally:
         os.close(fd)
-    runs.update_status(active, state="stopped")
-    used = owndata.delete_dataset("pets")
+    store.update_status(active, state="stopped")
+    used = dataset_use.delete_dataset("pets")
     assert {label.split()[0] for label in used} == {done, active}
     assert key not in datasets.list_datasets()
-    with pytest.raises(datasets.DatasetUnavailable, match="nothing was deleted"):
-        owndata.delete_dataset("pets")
+    with pytest.raises(DatasetUnavailable, match="nothing was deleted"):
+        dataset_use.delete_dataset("pets")
 
 
 def test_the_cli_deletes_a_dataset_and_says_which_runs_used_it(lab_home, capsys):
-    key = datasets.save_user_dataset(small_dataset(), "pets")
-    run_id = run_on(key, datasets.dataset_fingerprint(key))
+    key = userdata.save_user_dataset(small_dataset(), "pets")
+    run_id = run_on(key, versions.dataset_fingerprint(key))
     assert main(["datasets", "delete", "pets"]) == 0
     out = capsys.readouterr().out
     assert "Deleted Own images: pets." in out and run_id in out and "user:" not in out
@@ -158,20 +168,22 @@ def test_the_cli_deletes_a_dataset_and_says_which_runs_used_it(lab_home, capsys)
 def test_a_run_records_the_version_it_trains_on(lab_home, monkeypatch, tmp_path):
     monkeypatch.setattr(jobs, "spawn_worker", lambda run_id: None)  # no process: only the record
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no full MNIST downloaded
-    key = datasets.save_user_dataset(small_dataset(), "pets")
-    cfg = runs.RunConfig(dataset=key, model="custom", layers=TINY_LAYERS, batch_size=4, epochs=1)
+    key = userdata.save_user_dataset(small_dataset(), "pets")
+    cfg = run_config.RunConfig(
+        dataset=key, model="custom", layers=TINY_LAYERS, batch_size=4, epochs=1
+    )
     run_id = jobs.start_run(cfg)
-    assert runs.read_config(run_id).dataset_fingerprint == datasets.dataset_fingerprint(key)
-    mnist_run = jobs.start_run(runs.RunConfig(dataset="mnist", epochs=1))
+    assert store.read_config(run_id).dataset_fingerprint == versions.dataset_fingerprint(key)
+    mnist_run = jobs.start_run(run_config.RunConfig(dataset="mnist", epochs=1))
     # A built-in dataset's version is its source: a download must not swap the images.
-    assert runs.read_config(mnist_run).dataset_fingerprint == "source:embedded"
+    assert store.read_config(mnist_run).dataset_fingerprint == "source:embedded"
 
 
 def test_a_download_does_not_swap_the_images_of_a_run_on_a_built_in_dataset(
     lab_home, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    version = datasets.dataset_fingerprint("mnist")
+    version = versions.dataset_fingerprint("mnist")
     assert version == "source:embedded"
     # The full MNIST arrives in the Keras cache (a small stand-in in the real format).
     cache = tmp_path / "keras" / "datasets"
@@ -179,74 +191,74 @@ def test_a_download_does_not_swap_the_images_of_a_run_on_a_built_in_dataset(
     images = np.zeros((6, 28, 28), np.uint8)
     labels = np.arange(6) % 10
     np.savez(cache / "mnist.npz", x_train=images, y_train=labels, x_test=images, y_test=labels)
-    assert datasets.dataset_fingerprint("mnist") == "source:keras-cache"
+    assert versions.dataset_fingerprint("mnist") == "source:keras-cache"
     assert len(datasets.load_dataset("mnist").x_train) == 6  # new runs use the download
-    assert len(datasets.load_dataset_version("mnist", version).x_train) == 8000  # old ones not
+    assert len(versions.load_dataset_version("mnist", version).x_train) == 8000  # old ones not
     (cache / "mnist.npz").unlink()
-    with pytest.raises(datasets.DatasetGone, match="no longer on this machine"):
-        datasets.load_dataset_version("mnist", "source:keras-cache")
+    with pytest.raises(DatasetGone, match="no longer on this machine"):
+        versions.load_dataset_version("mnist", "source:keras-cache")
 
 
 def test_loading_a_runs_version_says_plainly_when_it_is_gone(lab_home):
-    key = datasets.save_user_dataset(small_dataset(2), "pets")
-    version = datasets.dataset_fingerprint(key)
-    assert datasets.load_dataset_version(key, version).num_classes == 2
-    assert datasets.load_dataset_version(key, None).num_classes == 2  # an older run
-    datasets.delete_user_dataset(key)
-    with pytest.raises(datasets.DatasetGone, match="this run trained on .* were deleted"):
-        datasets.load_dataset_version(key, version)
-    datasets.save_user_dataset(small_dataset(3), "pets")
-    with pytest.raises(datasets.DatasetGone, match=r"were replaced.*\(24 in 3 classes\)"):
-        datasets.load_dataset_version(key, version)
+    key = userdata.save_user_dataset(small_dataset(2), "pets")
+    version = versions.dataset_fingerprint(key)
+    assert versions.load_dataset_version(key, version).num_classes == 2
+    assert versions.load_dataset_version(key, None).num_classes == 2  # an older run
+    dataset_use.delete_user_dataset(key)
+    with pytest.raises(DatasetGone, match="this run trained on .* were deleted"):
+        versions.load_dataset_version(key, version)
+    userdata.save_user_dataset(small_dataset(3), "pets")
+    with pytest.raises(DatasetGone, match=r"were replaced.*\(24 in 3 classes\)"):
+        versions.load_dataset_version(key, version)
 
 
 def test_the_worker_refuses_a_changed_dataset(lab_home):
-    from cnn_core import training
+    from cnn_core.runs import training
 
-    key = datasets.save_user_dataset(small_dataset(2), "pets")
-    cfg = runs.RunConfig(dataset=key, dataset_fingerprint="0" * 64, model="custom",
+    key = userdata.save_user_dataset(small_dataset(2), "pets")
+    cfg = run_config.RunConfig(dataset=key, dataset_fingerprint="0" * 64, model="custom",
                          layers=TINY_LAYERS, batch_size=4, epochs=1)  # fmt: skip
-    run_id = runs.create_run(cfg)
+    run_id = store.create_run(cfg)
     assert training.train_run(run_id) == 1
-    status = runs.read_status(run_id)
+    status = store.read_status(run_id)
     assert status.state == "failed"
     assert "The images this run trained on were replaced" in status.message
-    assert not runs.checkpoints(run_id)  # not one batch on the wrong images
+    assert not checkpointing.checkpoints(run_id)  # not one batch on the wrong images
 
 
 def test_the_cache_key_changes_when_a_dataset_changes(lab_home):
-    key = datasets.save_user_dataset(small_dataset(2), "pets")
-    before = datasets.dataset_version(key)
-    assert datasets.dataset_version(key) == before
-    datasets.delete_user_dataset(key)
-    assert datasets.dataset_version(key) == "missing"
-    datasets.save_user_dataset(small_dataset(3), "pets")
-    assert datasets.dataset_version(key) not in (before, "missing")
+    key = userdata.save_user_dataset(small_dataset(2), "pets")
+    before = versions.dataset_version(key)
+    assert versions.dataset_version(key) == before
+    dataset_use.delete_user_dataset(key)
+    assert versions.dataset_version(key) == "missing"
+    userdata.save_user_dataset(small_dataset(3), "pets")
+    assert versions.dataset_version(key) not in (before, "missing")
 
 
 def test_the_teachers_steps_keep_the_first_runs_two_classes(teachers_run):
     """Import a 2-class zip as bad-wrapped, train on it, import a 3-class zip under the same
     name: both versions exist and the run still evaluates on its own two classes."""
     key, run_id, three = teachers_run
-    choice = owndata.name_choice(three, "bad-wrapped")
+    choice = dataset_use.name_choice(three, "bad-wrapped")
     assert choice.options == (owndata.KEEP_BOTH,), "a trained-on dataset is never replaced"
     two = datasets.load_dataset(key)
-    new_key = owndata.save_import(three, "bad-wrapped", owndata.KEEP_BOTH)
+    new_key = dataset_use.save_import(three, "bad-wrapped", owndata.KEEP_BOTH)
     assert new_key == "user:bad-wrapped-2"
     assert datasets.load_dataset(new_key).num_classes == 3
 
-    (model,) = [t for t in trained.list_trained(key) if t.key == f"run:{run_id}"]
-    data = datasets.load_dataset_version(model.dataset, model.dataset_fingerprint)
+    (model,) = [t for t in catalog.list_trained(key) if t.key == f"run:{run_id}"]
+    data = versions.load_dataset_version(model.dataset, model.dataset_fingerprint)
     assert data.class_names == ("cat", "dog") == model.class_names
     assert np.array_equal(data.x_test, two.x_test)
     # And the worker resumes on the same images: the version is still there.
-    assert datasets.load_dataset_version(key, runs.read_config(run_id).dataset_fingerprint)
+    assert versions.load_dataset_version(key, store.read_config(run_id).dataset_fingerprint)
 
 
 def test_an_uploaded_file_is_named_by_its_own_name_in_errors(tmp_path):
-    with pytest.raises(datasets.DatasetError, match="holiday.zip: not a readable zip"):
+    with pytest.raises(DatasetError, match="holiday.zip: not a readable zip"):
         owndata.import_upload(b"plain text", "holiday.zip", "x")
-    with pytest.raises(datasets.DatasetError, match="upload.zip"):
+    with pytest.raises(DatasetError, match="upload.zip"):
         owndata.import_upload(b"plain text", "..", "x")  # a name that cannot be a file
 
 
@@ -266,7 +278,7 @@ def test_a_zip_without_two_classes_says_what_it_has(tmp_path, members, message):
     with zipfile.ZipFile(buffer, "w") as z:
         for name in members:
             z.writestr(name, png.getvalue() if name.endswith(".png") else b"hi")
-    with pytest.raises(datasets.DatasetError, match=message) as caught:
+    with pytest.raises(DatasetError, match=message) as caught:
         owndata.import_upload(buffer.getvalue(), "one.zip", "one")
     assert "at least two classes" in str(caught.value)
     assert "0 class" not in str(caught.value)
@@ -278,9 +290,9 @@ def test_no_half_written_dataset_is_left_when_saving_fails(lab_home, monkeypatch
 
     monkeypatch.setattr(np, "savez_compressed", broken)
     with pytest.raises(OSError):
-        datasets.save_user_dataset(small_dataset(), "pets")
+        userdata.save_user_dataset(small_dataset(), "pets")
     folder = Path(lab_home) / "datasets"
-    assert [p.name for p in folder.iterdir() if p.name != datasets.USER_LOCK] == []
+    assert [p.name for p in folder.iterdir() if p.name != userdata.USER_LOCK] == []
 
 
 # ---------------------------------------------------------------- the pages, after a restart
@@ -289,14 +301,14 @@ def test_no_half_written_dataset_is_left_when_saving_fails(lab_home, monkeypatch
 @pytest.fixture
 def teachers_run(lab_home, monkeypatch, tmp_path):
     """A run trained on a 2-class "bad-wrapped", then a 3-class zip imported under that name."""
-    from cnn_core import training
+    from cnn_core.runs import training
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setattr(jobs, "spawn_worker", lambda run_id: None)
     two, _ = owndata.import_upload(class_zip(("cat", "dog")), "a.zip", "bad-wrapped",
                                    image_size=12, grayscale=True)  # fmt: skip
-    key = owndata.save_import(two, "bad-wrapped", owndata.NEW)
-    cfg = runs.RunConfig(dataset=key, model="custom", layers=TINY_LAYERS, batch_size=4,
+    key = dataset_use.save_import(two, "bad-wrapped", owndata.NEW)
+    cfg = run_config.RunConfig(dataset=key, model="custom", layers=TINY_LAYERS, batch_size=4,
                          epochs=1, validation_split=0.2)  # fmt: skip
     run_id = jobs.start_run(cfg)
     assert training.train_run(run_id) == 0
@@ -309,7 +321,7 @@ def test_evaluate_after_a_restart_uses_the_runs_own_two_classes(teachers_run):
     from tests.conftest import open_page
 
     key, run_id, three = teachers_run
-    assert owndata.save_import(three, "bad-wrapped", owndata.KEEP_BOTH) == "user:bad-wrapped-2"
+    assert dataset_use.save_import(three, "bad-wrapped", owndata.KEEP_BOTH) == "user:bad-wrapped-2"
     at = open_page("evaluate", key)  # a fresh AppTest: nothing cached, as after a restart
     assert not at.error and not at.warning, [m.value for m in (*at.error, *at.warning)]
     shown = " ".join(str(frame.value) for frame in at.dataframe)
@@ -320,8 +332,8 @@ def test_evaluate_and_the_gallery_say_plainly_that_the_images_are_gone(teachers_
     from tests.conftest import open_page
 
     key, run_id, three = teachers_run
-    owndata.delete_dataset(key)  # allowed: the run has finished
-    assert owndata.save_import(three, "bad-wrapped", owndata.NEW) == key  # the name is free
+    dataset_use.delete_dataset(key)  # allowed: the run has finished
+    assert dataset_use.save_import(three, "bad-wrapped", owndata.NEW) == key  # the name is free
     at = open_page("evaluate", key)
     assert not at.exception and not at.dataframe
     (warning,) = [w.value for w in at.warning if "trained on" in w.value]
@@ -343,9 +355,9 @@ def test_a_dataset_saved_before_versions_gets_its_fingerprint_from_its_images(la
                         x_test=ds.x_test, y_test=ds.y_test,
                         class_names=np.array(ds.class_names, dtype=str),
                         meta=np.array(json.dumps({"source_description": "old"})))  # fmt: skip
-    info = datasets.user_dataset_info("old")
-    assert info.fingerprint == datasets.fingerprint(ds) and info.imported is None
-    assert datasets.load_dataset_version("user:old", info.fingerprint).num_classes == 2
+    info = userdata.user_dataset_info("old")
+    assert info.fingerprint == userdata.fingerprint(ds) and info.imported is None
+    assert versions.load_dataset_version("user:old", info.fingerprint).num_classes == 2
     run_id = run_on("user:old", None)  # a run from before runs recorded a version
-    choice = owndata.name_choice(small_dataset(3), "old")
+    choice = dataset_use.name_choice(small_dataset(3), "old")
     assert not choice.can_replace and run_id in choice.users[0]

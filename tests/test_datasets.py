@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn_core import datasets, paths
-from cnn_core.datasets import DatasetError, DatasetUnavailable
+from cnn_core import settings
+from cnn_core.data import datasets, readers
+from cnn_core.data.dataset import Dataset, DatasetError, DatasetUnavailable
 
 MNIST_SUBSET_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
 
@@ -20,9 +21,9 @@ MNIST_SUBSET_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
 def isolated_home(tmp_path, monkeypatch):
     """Point the lab, its data folder and the Keras cache at empty folders, and hide Debian's
     Fashion-MNIST unless a test puts it back."""
-    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path / "lab"))
-    monkeypatch.setenv(paths.DATA_ENV, str(tmp_path / "data"))
-    monkeypatch.setenv(paths.KERAS_HOME_ENV, str(tmp_path / "keras"))
+    monkeypatch.setenv(settings.HOME_ENV, str(tmp_path / "lab"))
+    monkeypatch.setenv(settings.DATA_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv(settings.KERAS_HOME_ENV, str(tmp_path / "keras"))
     monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
     return tmp_path
 
@@ -45,7 +46,7 @@ def write_fashion(folder: Path, n_train: int = 30, n_test: int = 10, seed: int =
         "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
         "y_test": rng.integers(0, 10, n_test, dtype=np.uint8),
     }
-    for key, fname in datasets.FASHION_FILES.items():
+    for key, fname in readers.FASHION_FILES.items():
         write_idx(folder / fname, arrays[key])
     return arrays
 
@@ -76,7 +77,7 @@ def write_cifar_archive(path: Path, per_batch: int = 4, seed: int = 0) -> np.nda
 
 
 def test_embedded_mnist_asset_holds_the_first_10000_with_known_label_counts():
-    with np.load(datasets.MNIST_ASSET, allow_pickle=False) as f:
+    with np.load(readers.MNIST_ASSET, allow_pickle=False) as f:
         x, y = f["x"], f["y"]
     assert x.shape == (10_000, 28, 28) and x.dtype == np.uint8
     assert np.bincount(y, minlength=10).tolist() == MNIST_SUBSET_COUNTS
@@ -127,7 +128,7 @@ def test_damaged_keras_mnist_cache_is_a_clear_error(isolated_home):
 
 
 def test_download_fails_fast_and_cleanly_offline(isolated_home, monkeypatch):
-    monkeypatch.setattr(datasets, "KERAS_ORIGIN", "http://127.0.0.1:9/")  # discard port: refused
+    monkeypatch.setattr(readers, "KERAS_ORIGIN", "http://127.0.0.1:9/")  # discard port: refused
     started = time.monotonic()
     with pytest.raises(DatasetError, match="offline"):
         datasets.download_dataset("mnist")
@@ -139,7 +140,7 @@ def test_download_checks_the_sha256_and_keeps_nothing_on_mismatch(isolated_home,
     served = isolated_home / "served" / "mnist.npz"
     served.parent.mkdir()
     served.write_bytes(b"not the real mnist")
-    monkeypatch.setattr(datasets, "KERAS_ORIGIN", served.parent.as_uri() + "/")
+    monkeypatch.setattr(readers, "KERAS_ORIGIN", served.parent.as_uri() + "/")
     seen = []
     with pytest.raises(DatasetError, match="damaged"):
         datasets.download_dataset("mnist", progress=lambda done, total: seen.append(done))
@@ -156,8 +157,8 @@ def test_download_with_the_right_hash_lands_in_the_keras_cache(isolated_home, mo
     served.write_bytes(buf.getvalue())
     import hashlib
 
-    monkeypatch.setattr(datasets, "KERAS_ORIGIN", served.parent.as_uri() + "/")
-    monkeypatch.setattr(datasets, "MNIST_SHA256", hashlib.sha256(buf.getvalue()).hexdigest())
+    monkeypatch.setattr(readers, "KERAS_ORIGIN", served.parent.as_uri() + "/")
+    monkeypatch.setattr(readers, "MNIST_SHA256", hashlib.sha256(buf.getvalue()).hexdigest())
     datasets.download_dataset("mnist")
     assert datasets.load_dataset("mnist").y_train.tolist() == [3, 4]
 
@@ -169,11 +170,11 @@ def test_download_with_the_right_hash_lands_in_the_keras_cache(isolated_home, mo
 def test_read_idx_round_trips_uint8_and_int32(tmp_path, compress):
     images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     np.testing.assert_array_equal(
-        datasets.read_idx(write_idx(tmp_path / "a", images, compress)), images
+        readers.read_idx(write_idx(tmp_path / "a", images, compress)), images
     )
     ints = np.array([-7, 1 << 20, 3], dtype=">i4")
     np.testing.assert_array_equal(
-        datasets.read_idx(write_idx(tmp_path / "b", ints, compress)), [-7, 1 << 20, 3]
+        readers.read_idx(write_idx(tmp_path / "b", ints, compress)), [-7, 1 << 20, 3]
     )
 
 
@@ -190,14 +191,14 @@ def test_read_idx_rejects_bad_headers_and_truncation(tmp_path, raw, message):
     path = tmp_path / "bad-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(raw))
     with pytest.raises(DatasetError, match=message):
-        datasets.read_idx(path)
+        readers.read_idx(path)
 
 
 def test_truncated_gzip_is_a_clear_error(tmp_path):
     path = tmp_path / "t.gz"
     path.write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x04abcd")[:12])
     with pytest.raises(DatasetError, match="again"):
-        datasets.read_idx(path)
+        readers.read_idx(path)
 
 
 def test_fashion_sources_in_order_data_dir_then_debian_then_keras(isolated_home, monkeypatch):
@@ -325,7 +326,7 @@ def test_status_never_raises_for_any_known_dataset():
 def test_dataset_stats_match_numpy_on_a_hand_made_dataset():
     x = np.zeros((4, 2, 2, 1), np.uint8)
     x[0] = 255  # mean over all 16 pixels = 4 * 255 / 16
-    ds = datasets.Dataset("t", "t", x, np.array([0, 1, 1, 2]), x[:1], np.array([2]),
+    ds = Dataset("t", "t", x, np.array([0, 1, 1, 2]), x[:1], np.array([2]),
                           ("a", "b", "c"), "test", "test")  # fmt: skip
     stats = datasets.dataset_stats(ds)
     assert stats.train_per_class == (1, 2, 1) and stats.test_per_class == (0, 0, 1)

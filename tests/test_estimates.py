@@ -5,7 +5,8 @@ import statistics
 
 import pytest
 
-from cnn_core import estimates, presets, runs
+from cnn_core import settings
+from cnn_core.runs import estimates, metrics_log, presets, store
 
 
 @pytest.fixture
@@ -18,12 +19,12 @@ def table(tmp_path, monkeypatch):
 
 
 def test_a_figure_measured_in_bfloat16_is_scaled_for_a_cpu_without_it(table, lab_home, monkeypatch):
-    monkeypatch.setattr(runs, "fast_bfloat16", lambda: False)
+    monkeypatch.setattr(settings, "fast_bfloat16", lambda: False)
     est = estimates.epoch_estimate("lenet5", "mnist", (28, 28, 1), 6000)
     assert est.low_s == pytest.approx(2.0 * estimates.BFLOAT16_SPEEDUP)
     assert est.high_s == pytest.approx(est.low_s * estimates.OVERHEAD_FACTOR)
     assert "float32" in est.text() and "bfloat16" in est.text()
-    monkeypatch.setattr(runs, "fast_bfloat16", lambda: True)
+    monkeypatch.setattr(settings, "fast_bfloat16", lambda: True)
     assert estimates.epoch_estimate("lenet5", "mnist", (28, 28, 1), 6000).low_s == 2.0
 
 
@@ -31,11 +32,11 @@ def test_this_machines_own_runs_come_first(table, lab_home):
     from tests.test_runs import train_tiny_run
 
     run_id = train_tiny_run(epochs=2)
-    cfg = runs.read_config(run_id)
-    records = runs.epoch_records(runs.read_metrics(run_id)[0])
+    cfg = store.read_config(run_id)
+    records = metrics_log.epoch_records(metrics_log.read_metrics(run_id)[0])
     est = estimates.epoch_estimate(cfg.model, cfg.dataset, (12, 12, 1), 72)
     median = statistics.median(r["seconds"] for r in records)
-    status = runs.read_status(run_id)
+    status = store.read_status(run_id)
     trained_images = status.batches_per_epoch * cfg.batch_size
     assert est.low_s == est.high_s == pytest.approx(median * 72 / trained_images)
     tenfold = estimates.epoch_estimate(cfg.model, cfg.dataset, (12, 12, 1), 720)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from cnn_core.evaluation import (
+from cnn_core.explain.evaluation import (
     cell_examples,
     confident_mistakes,
     confusion_csv,

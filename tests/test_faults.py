@@ -12,7 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from cnn_core import datasets, jobs, runs
+from cnn_core.data import userdata
+from cnn_core.data.dataset import Dataset
+from cnn_core.runs import jobs, metrics_log, run_config, store
 from tests.browser_helpers import poll_until
 
 KILLS = 10
@@ -20,34 +22,34 @@ EPOCHS = 8
 LAYERS = [{"type": "conv", "filters": 6, "kernel": 3}, {"type": "maxpool", "size": 2}]
 
 
-def bars_dataset(n: int = 600, seed: int = 0) -> datasets.Dataset:
+def bars_dataset(n: int = 600, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
     x = rng.integers(0, 60, (n, 12, 12, 1)).astype(np.uint8)
     for i, label in enumerate(y):
         x[i, 2:10, label * 4 : label * 4 + 4, 0] += 150
     split = n * 4 // 5
-    return datasets.Dataset("bars", "bars", x[:split], y[:split], x[split:], y[split:],
+    return Dataset("bars", "bars", x[:split], y[:split], x[split:], y[split:],
                             ("left", "middle", "right"), "user", "test")  # fmt: skip
 
 
-def config(name: str) -> runs.RunConfig:
-    return runs.RunConfig(name=name, dataset="user:bars", model="custom", layers=LAYERS,
+def config(name: str) -> run_config.RunConfig:
+    return run_config.RunConfig(name=name, dataset="user:bars", model="custom", layers=LAYERS,
                           epochs=EPOCHS, batch_size=16, validation_split=0.0, seed=3)  # fmt: skip
 
 
-def state_in(run_id: str, *states: str) -> runs.RunStatus | None:
-    status = runs.read_status(run_id)
+def state_in(run_id: str, *states: str) -> store.RunStatus | None:
+    status = store.read_status(run_id)
     return status if status.state in states else None
 
 
-def finish(run_id: str) -> runs.RunStatus:
+def finish(run_id: str) -> store.RunStatus:
     return poll_until(lambda: state_in(run_id, "finished"), 180, "the run to finish")
 
 
 @pytest.mark.slow
 def test_ten_sigkills_at_random_moments_lose_nothing(lab_home):
-    datasets.save_user_dataset(bars_dataset(), "bars")
+    userdata.save_user_dataset(bars_dataset(), "bars")
     rng = random.Random(7)
 
     clean = jobs.start_run(config("uninterrupted"))
@@ -60,7 +62,7 @@ def test_ten_sigkills_at_random_moments_lose_nothing(lab_home):
         if status.state == "finished":
             break
         time.sleep(rng.uniform(0.0, 1.5))  # a random moment: start-up, mid-epoch or checkpoint
-        pid = runs.read_status(run_id).pid
+        pid = store.read_status(run_id).pid
         if pid is None:
             continue
         try:
@@ -74,16 +76,16 @@ def test_ten_sigkills_at_random_moments_lose_nothing(lab_home):
     finish(run_id)
 
     assert kills >= KILLS // 2, f"only {kills} kills landed before the run finished"
-    records = runs.read_metrics(run_id)[0]
-    epochs = [r["epoch"] for r in runs.epoch_records(records)]
+    records = metrics_log.read_metrics(run_id)[0]
+    epochs = [r["epoch"] for r in metrics_log.epoch_records(records)]
     assert epochs == list(range(1, EPOCHS + 1)), epochs  # unbroken, no duplicates
     batches = [(r["epoch"], r["batch"]) for r in records if r["kind"] == "batch"]
     assert len(batches) == len(set(batches)), "duplicated batch records"
     for epoch_no in range(1, EPOCHS + 1):  # within an epoch, batch windows only move forward
         steps = [b for e, b in batches if e == epoch_no]
         assert steps == sorted(steps)
-    killed_acc = runs.read_evaluation(run_id)["accuracy"]
-    clean_acc = runs.read_evaluation(clean)["accuracy"]
+    killed_acc = store.read_evaluation(run_id)["accuracy"]
+    clean_acc = store.read_evaluation(clean)["accuracy"]
     print(f"\n{kills} SIGKILLs: test accuracy {killed_acc:.3f}, uninterrupted {clean_acc:.3f}")
     assert clean_acc > 0.9
     assert abs(killed_acc - clean_acc) <= 0.05
@@ -96,10 +98,10 @@ def test_the_worker_outlives_the_process_that_started_it(lab_home):
 
     from tests.conftest import REPO
 
-    datasets.save_user_dataset(bars_dataset(), "bars")
+    userdata.save_user_dataset(bars_dataset(), "bars")
     starter = (
-        "from cnn_core import jobs, runs; import os, signal; "
-        "cfg = runs.RunConfig(dataset='user:bars', model='custom', layers="
+        "from cnn_core.runs import jobs, metrics_log, run_config, store; import os, signal; "
+        "cfg = run_config.RunConfig(dataset='user:bars', model='custom', layers="
         f"{LAYERS!r}, epochs=4, batch_size=16, validation_split=0.0); "
         "print(jobs.start_run(cfg), flush=True); os.kill(os.getpid(), signal.SIGKILL)"
     )

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from cnn_core import history, presets, runs
+from cnn_core.runs import history, presets, run_config, store
 
 
 def epoch(e, loss, acc, val_loss=None, val_acc=None):
@@ -46,10 +46,10 @@ def test_overlay_frame_prefers_validation_and_aligns_epochs():
 
 
 def test_live_history_reads_only_new_lines_and_restarts_after_a_rewrite(lab_home):
-    run_id = runs.create_run(runs.RunConfig(dataset="mnist", model="simple_convnet"))
-    path = runs.run_paths(run_id).metrics
+    run_id = store.create_run(run_config.RunConfig(dataset="mnist", model="simple_convnet"))
+    path = store.run_paths(run_id).metrics
     live = history.LiveHistory(run_id)
-    status = runs.read_status(run_id)
+    status = store.read_status(run_id)
     assert live.refresh(status) == []
     path.write_text(json.dumps(epoch(1, 1, 0.5)) + "\n" + '{"kind": "ep')  # last line unfinished
     assert [r["epoch"] for r in live.refresh(status)] == [1]
@@ -57,7 +57,7 @@ def test_live_history_reads_only_new_lines_and_restarts_after_a_rewrite(lab_home
         f.write('och", "epoch": 2}\n')
     assert [r["epoch"] for r in live.refresh(status)] == [1, 2]
     path.write_text(json.dumps(epoch(1, 1, 0.5)) + "\n")  # a resume dropped epoch 2
-    rewritten = runs.RunStatus(history_rewrites=status.history_rewrites + 1)
+    rewritten = store.RunStatus(history_rewrites=status.history_rewrites + 1)
     assert [r["epoch"] for r in live.refresh(rewritten)] == [1]
     with open(path, "a") as f:
         f.write(json.dumps(epoch(2, 1, 0.6)) + "\n")
@@ -71,7 +71,7 @@ def test_every_preset_config_is_valid(preset):
     for cfg in preset.configs:
         shape = (28, 28, 1)
         train = 8_000 if cfg.dataset == "mnist" else 60_000
-        runs.validate_config(cfg, train_size=train, input_shape=shape)
+        run_config.validate_config(cfg, train_size=train, input_shape=shape)
 
 
 def test_overfitting_preset_differs_only_in_dropout():
@@ -113,4 +113,4 @@ def test_every_preset_has_a_measurement_of_its_own_config(key):
     assert rows and len(rows) == len(configs)
     assert all(0 < r["test_accuracy"] <= 1 and r["seconds"] > 0 for r in rows)
     # A config measured before a field was added still matches: it loads with the default.
-    assert [runs.RunConfig.from_dict(r.get("config") or {}) for r in rows] == list(configs)
+    assert [run_config.RunConfig.from_dict(r.get("config") or {}) for r in rows] == list(configs)

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from cnn_core import inference
-from cnn_core.inference import Predictor, predict_in_batches, top_k
+from cnn_core.explain import inference
+from cnn_core.explain.inference import Predictor, predict_in_batches, top_k
 
 IMAGE_SHAPE = (8, 8, 1)
 CLASSES = 5

@@ -10,24 +10,25 @@ import keras
 import numpy as np
 import pytest
 
-from cnn_core import inspection
-from cnn_core.inspection import (
-    activation_maximization,
+from cnn_core.explain import attribution, inspection
+from cnn_core.explain.attribution import (
+    grad_cam,
+    grad_cam_with_evidence,
+    overlay,
+    saliency,
+    score_kind,
+)
+from cnn_core.explain.inspection import (
     conv_layers,
     feature_maps,
     filter_images,
     filter_modes,
     filter_weights,
-    grad_cam,
-    grad_cam_with_evidence,
     map_filter,
-    maximize_activation,
-    overlay,
-    saliency,
-    score_kind,
     source_conv,
     tappable_layers,
 )
+from cnn_core.explain.maximization import activation_maximization, maximize_activation
 
 SIDE = 8
 
@@ -332,7 +333,7 @@ def saliency_raw(model: keras.Model, x: np.ndarray, class_index: int) -> np.ndar
     """|d logit / d x| unnormalised, through the module's own compiled function."""
     import tensorflow as tf
 
-    fn = inspection._gradient_function(model, None)
+    fn = attribution._gradient_function(model, None)
     grad, _, _ = fn(tf.constant(x[None].astype(np.float32)), tf.constant(class_index))
     return np.abs(grad.numpy()[0, ..., 0])
 

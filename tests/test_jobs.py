@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from cnn_core import jobs, runs
+from cnn_core import settings
+from cnn_core.runs import checkpointing, jobs, metrics_log, run_config, store
 from tests.browser_helpers import poll_until
 from tests.test_runs import save_tiny_dataset, tiny_config
 
@@ -22,26 +23,26 @@ def engine(lab_home):
     save_tiny_dataset()
     save_tiny_dataset(n=3000, name="long")
     yield lab_home
-    for info in runs.list_runs():
-        if runs.worker_alive(info.id) and info.status.pid:
+    for info in store.list_runs():
+        if store.worker_alive(info.id) and info.status.pid:
             os.kill(info.status.pid, signal.SIGKILL)  # only workers this test started
 
 
-def long_config(**changes) -> runs.RunConfig:
+def long_config(**changes) -> run_config.RunConfig:
     return tiny_config(dataset="user:long", batch_size=8, validation_split=0.1,
                        metrics_every_batches=5, **changes)  # fmt: skip
 
 
 def state(run_id: str) -> str:
-    return runs.read_status(run_id).state
+    return store.read_status(run_id).state
 
 
 def epochs_logged(run_id: str) -> list[int]:
-    return [r["epoch"] for r in runs.epoch_records(runs.read_metrics(run_id)[0])]
+    return [r["epoch"] for r in metrics_log.epoch_records(metrics_log.read_metrics(run_id)[0])]
 
 
 def assert_unbroken_history(run_id: str) -> None:
-    records = runs.read_metrics(run_id)[0]
+    records = metrics_log.read_metrics(run_id)[0]
     epochs = epochs_logged(run_id)
     assert epochs == list(range(1, len(epochs) + 1)), epochs
     keys = [(r["epoch"], r["batch"]) for r in records if r["kind"] == "batch"]
@@ -51,7 +52,7 @@ def assert_unbroken_history(run_id: str) -> None:
 
 def in_epoch(run_id: str, epoch: int) -> bool:
     """True once the worker is well inside that epoch (or a later one), past a checkpoint."""
-    s = runs.read_status(run_id)
+    s = store.read_status(run_id)
     if s.state in DONE:
         raise AssertionError(f"run ended early: {s.state}: {s.message}")
     return (
@@ -67,11 +68,11 @@ def iterations(checkpoint) -> int:
 
 
 def test_max_workers(monkeypatch):
-    monkeypatch.setenv(jobs.MAX_WORKERS_ENV, "3")
-    assert jobs.max_workers() == 3
+    monkeypatch.setenv(settings.MAX_WORKERS_ENV, "3")
+    assert settings.max_workers() == 3
     for bad in ("0", "many", ""):
-        monkeypatch.setenv(jobs.MAX_WORKERS_ENV, bad)
-        assert jobs.max_workers() == max(1, os.cpu_count() // 2)
+        monkeypatch.setenv(settings.MAX_WORKERS_ENV, bad)
+        assert settings.max_workers() == max(1, os.cpu_count() // 2)
 
 
 def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
@@ -82,13 +83,13 @@ def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
     poll_until(lambda: state(run_id) == "stopped", 60, "the stop")
     took = time.monotonic() - asked
     assert took < STOP_BOUND_S, f"stopping took {took:.1f} s"
-    status = runs.read_status(run_id)
+    status = store.read_status(run_id)
     k, b, per_epoch = status.epoch, status.batch, status.batches_per_epoch
     if b == per_epoch:  # the stop landed on an epoch's last batch: epoch k is complete
         k, b = k + 1, 0
     # The stopped part of epoch k has no record yet; its checkpoint holds its b batches.
     assert epochs_logged(run_id) == list(range(1, k)) and status.last_checkpoint == k - 1
-    steps_at_stop = iterations(runs.run_paths(run_id).checkpoint(k - 1, b))
+    steps_at_stop = iterations(store.run_paths(run_id).checkpoint(k - 1, b))
     assert steps_at_stop == (k - 1) * per_epoch + b
 
     jobs.resume_run(run_id)
@@ -99,33 +100,33 @@ def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
     assert_unbroken_history(run_id)
     assert epochs_logged(run_id)[: k + 1] == list(range(1, k + 2))
     # The optimizer went on from its saved step count, and trained the rest of epoch k.
-    after = iterations(runs.run_paths(run_id).checkpoint(k + 1))
+    after = iterations(store.run_paths(run_id).checkpoint(k + 1))
     assert after == (k + 1) * per_epoch
-    resumed = runs.epoch_records(runs.read_metrics(run_id)[0])[k - 1]
+    resumed = metrics_log.epoch_records(metrics_log.read_metrics(run_id)[0])[k - 1]
     assert resumed["partial"] is False and resumed["val_loss"] is not None
 
 
 def test_a_killed_worker_is_interrupted_and_resumes_without_gaps(engine):
     run_id = jobs.start_run(long_config(epochs=3))
     poll_until(lambda: in_epoch(run_id, 2), RUN_TIMEOUT_S, "epoch 2 to be under way")
-    os.kill(runs.read_status(run_id).pid, signal.SIGKILL)
+    os.kill(store.read_status(run_id).pid, signal.SIGKILL)
     poll_until(lambda: state(run_id) == "interrupted", 30, "the run to read as interrupted")
-    done = runs.read_status(run_id).last_checkpoint
+    done = store.read_status(run_id).last_checkpoint
     # Half an epoch was logged after the last checkpoint: the resume must drop it.
-    assert any(r["epoch"] > done for r in runs.read_metrics(run_id)[0])
+    assert any(r["epoch"] > done for r in metrics_log.read_metrics(run_id)[0])
 
     jobs.resume_run(run_id)
     poll_until(lambda: state(run_id) in DONE, RUN_TIMEOUT_S, "the resumed run to end")
-    status = runs.read_status(run_id)
+    status = store.read_status(run_id)
     assert status.state == "finished", status.message
     assert epochs_logged(run_id) == [1, 2, 3]
     assert_unbroken_history(run_id)
     assert status.history_rewrites == 1  # the half epoch 2 was dropped once
-    assert [e for e, _ in runs.checkpoints(run_id)] == [0, 1, 2, 3]
+    assert [e for e, _ in checkpointing.checkpoints(run_id)] == [0, 1, 2, 3]
 
 
 def test_queued_runs_train_one_at_a_time_in_order_through_workers(engine, monkeypatch):
-    monkeypatch.setenv(jobs.MAX_WORKERS_ENV, "1")
+    monkeypatch.setenv(settings.MAX_WORKERS_ENV, "1")
     ids = [jobs.start_run(tiny_config(epochs=2, name=f"queued {i}")) for i in range(3)]
     cancelled = jobs.start_run(tiny_config(epochs=1))
     assert jobs.stop_run(cancelled).state == "stopped"  # a queued run stops at once
@@ -144,44 +145,44 @@ def test_queued_runs_train_one_at_a_time_in_order_through_workers(engine, monkey
         return all(s in DONE for s in states)
 
     poll_until(all_done, 3 * RUN_TIMEOUT_S, "all queued runs to end", interval=0.02)
-    statuses = [runs.read_status(i) for i in ids]
+    statuses = [store.read_status(i) for i in ids]
     assert [s.state for s in statuses] == ["finished"] * 3, [s.message for s in statuses]
     assert all(seen[i] == ["queued", "running", "finished"] for i in ids), seen
     assert most_running == 1 and waiting_seen
-    assert sorted(ids, key=lambda i: runs.read_status(i).started) == ids
+    assert sorted(ids, key=lambda i: store.read_status(i).started) == ids
     spans = [(s.started, s.finished) for s in statuses]
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
-    assert state(cancelled) == "stopped" and runs.read_metrics(cancelled) == ([], 0)
-    poll_until(lambda: not runs.worker_alive(cancelled), 30, "the cancelled worker to exit")
+    assert state(cancelled) == "stopped" and metrics_log.read_metrics(cancelled) == ([], 0)
+    poll_until(lambda: not store.worker_alive(cancelled), 30, "the cancelled worker to exit")
     assert_run_artefacts(ids[0])
 
 
 def assert_run_artefacts(run_id: str) -> None:
     """What a finished run leaves: both kinds of metrics, evaluation, TensorBoard, log."""
-    assert {r["kind"] for r in runs.read_metrics(run_id)[0]} == {"batch", "epoch"}
+    assert {r["kind"] for r in metrics_log.read_metrics(run_id)[0]} == {"batch", "epoch"}
     assert epochs_logged(run_id) == [1, 2]
-    assert runs.read_evaluation(run_id)["test_images"] == 48
-    p = runs.run_paths(run_id)
+    assert store.read_evaluation(run_id)["test_images"] == 48
+    p = store.run_paths(run_id)
     assert list((p.tensorboard / "train").glob("events.out.tfevents.*"))
     assert list((p.tensorboard / "validation").glob("events.out.tfevents.*"))
     assert p.log.stat().st_size > 0 and p.model.is_file()
-    info = next(r for r in runs.list_runs() if r.id == run_id)
+    info = next(r for r in store.list_runs() if r.id == run_id)
     assert info.test_accuracy is not None and info.best_val_accuracy is not None
     assert info.params and info.seconds > 0
 
 
 def test_resume_refuses_what_cannot_resume(engine):
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
-    runs.update_status(run_id, state="finished")
-    with pytest.raises(runs.RunError, match="has finished"):
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
+    store.update_status(run_id, state="finished")
+    with pytest.raises(store.RunError, match="has finished"):
         jobs.resume_run(run_id)
-    runs.update_status(run_id, state="failed", message="The loss became NaN")
-    with pytest.raises(runs.RunError, match="before its first checkpoint.*NaN"):
+    store.update_status(run_id, state="failed", message="The loss became NaN")
+    with pytest.raises(store.RunError, match="before its first checkpoint.*NaN"):
         jobs.resume_run(run_id)
-    lock = runs.acquire_worker_lock(run_id)
+    lock = store.acquire_worker_lock(run_id)
     try:
-        runs.update_status(run_id, state="running")
-        with pytest.raises(runs.RunError, match="is running"):
+        store.update_status(run_id, state="running")
+        with pytest.raises(store.RunError, match="is running"):
             jobs.resume_run(run_id)
     finally:
         os.close(lock)

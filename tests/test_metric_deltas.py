@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import REPO
 
-PAGES = sorted([REPO / "app.py", *(REPO / "lab_pages").glob("*.py")])
+PAGES = sorted([REPO / "app.py", *(REPO / "pages").glob("*.py")])
 
 
 def metric_deltas(path) -> list[str]:

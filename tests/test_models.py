@@ -18,25 +18,23 @@ import keras
 import numpy as np
 import pytest
 
-from cnn_core import sources
-from cnn_core.models import (
+from cnn_core.models import sources
+from cnn_core.models.input_limits import ModelError
+from cnn_core.models.layer_lists import (
     DEFAULT_CUSTOM_LAYERS,
     MAX_CUSTOM_PARAMS,
-    MODELS,
     LayerSpecError,
-    ModelError,
-    ModelInfo,
-    build_model,
-    conv_layer_names,
     default_custom_layers,
+    validate_layers,
+)
+from cnn_core.models.summaries import (
+    conv_layer_names,
     format_shape,
-    get_model_info,
-    list_models,
     summarize,
     tappable_layer_names,
     training_flops,
-    validate_layers,
 )
+from cnn_core.models.zoo import MODELS, ModelInfo, build_model, get_model_info, list_models
 
 ZOO = [key for key in MODELS if key != "custom"]
 SHAPES = [(28, 28, 1), (32, 32, 3)]

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from cnn_core import convolution, models, presets, sources
+from cnn_core.explain import convolution
+from cnn_core.models import layer_lists, sources, zoo
+from cnn_core.runs import presets
 from tests.conftest import REPO, open_page
 
 JARGON = re.compile(
@@ -72,7 +74,7 @@ def string_literals(path) -> Iterator[tuple[int, str]]:
 
 
 def test_no_page_source_holds_jargon():
-    files = [REPO / "app.py", *sorted((REPO / "lab_pages").glob("*.py"))]
+    files = [REPO / "app.py", *sorted((REPO / "pages").glob("*.py"))]
     found = [
         f"{path.name}:{line}: {word!r} in {text[:80]!r}"
         for path in files
@@ -84,7 +86,7 @@ def test_no_page_source_holds_jargon():
 
 def learner_texts() -> Iterator[tuple[str, str]]:
     """(where, text) of everything cnn_core writes for learners to read."""
-    for info in models.list_models():
+    for info in zoo.list_models():
         yield f"model {info.key}", f"{info.title} {info.description} {info.citation}"
     for preset in presets.PRESETS:
         yield f"preset {preset.key}", f"{preset.title} {preset.lesson} {preset.target}"
@@ -100,8 +102,8 @@ def test_no_model_preset_or_filter_text_holds_jargon():
 
 
 def test_every_zoo_model_cites_its_document_by_title():
-    for info in models.list_models():
-        if info.key != models.CUSTOM:
+    for info in zoo.list_models():
+        if info.key != layer_lists.CUSTOM:
             assert sources.get(info.source).title in info.citation, info.key
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_core import datasets, owndata
-from cnn_core.datasets import DatasetError
+from cnn_core.data import datasets, owndata, userdata
+from cnn_core.data.dataset import DatasetError
 
 
 def png_bytes(colour=(200, 30, 30), size=(40, 30), mode="RGB") -> bytes:
@@ -69,7 +69,7 @@ def test_zip_with_a_wrapper_folder_imports_and_saves_for_training(tmp_path, lab_
     ds, report = owndata.import_images(zpath, "My Photos", image_size=12, test_fraction=0.25)
     assert report.class_counts == {"a": 4, "b": 4}
     assert any("readme.md" in path for path, _ in report.skipped)
-    key = datasets.save_user_dataset(ds, "My Photos")
+    key = userdata.save_user_dataset(ds, "My Photos")
     assert key == "user:my-photos" and key in datasets.list_datasets()
     again = datasets.load_dataset(key)
     np.testing.assert_array_equal(again.x_train, ds.x_train)
@@ -160,4 +160,4 @@ def test_unnameable_dataset_is_refused(tmp_path, lab_home):
         make_folder(tmp_path / "s", {"a": 2, "b": 2}), "s", test_fraction=0.5
     )
     with pytest.raises(DatasetError, match="cannot name"):
-        datasets.save_user_dataset(ds, "../..")
+        userdata.save_user_dataset(ds, "../..")

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import datasets
+from cnn_core.data import datasets, readers, userdata, versions
 from tests.conftest import open_page
 
 
@@ -43,7 +43,7 @@ def test_unavailable_dataset_says_how_to_get_it_without_crashing(isolated, name)
 
 def test_download_offline_fails_fast_with_a_message(isolated, monkeypatch):
     at = open_page("data", "cifar10")
-    monkeypatch.setattr(datasets, "CIFAR10_ORIGIN", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    monkeypatch.setattr(readers, "CIFAR10_ORIGIN", "http://127.0.0.1:9/cifar-10-python.tar.gz")
     at.button(key="download").click().run()
     assert not at.exception
     assert "Could not download" in at.error[0].value
@@ -120,7 +120,7 @@ def test_a_taken_name_asks_and_replace_shows_the_new_facts_at_once(isolated):
     assert "Imported 9 images in 3 classes as **Own images: arrows**" in at.success[0].value
     # The facts of the dataset as it is now, not a cached copy of the old one.
     assert metric(at, "Training images") == "6" and "9 in 3 classes" in at.info[0].value
-    assert datasets.list_user_datasets() == ["arrows"]
+    assert userdata.list_user_datasets() == ["arrows"]
 
 
 def test_a_dataset_runs_trained_on_offers_only_keep_both(isolated):
@@ -128,7 +128,7 @@ def test_a_dataset_runs_trained_on_offers_only_keep_both(isolated):
 
     import_zip(open_page("data"), zip_of_classes())
     key = "user:arrows"
-    run_id = run_on(key, datasets.dataset_fingerprint(key))
+    run_id = run_on(key, versions.dataset_fingerprint(key))
     at = import_zip(open_page("data"), zip_of_classes(classes=("left", "right", "up")))
     assert not at.exception
     assert "cannot be replaced" in at.info[-1].value and run_id in at.info[-1].value
@@ -146,7 +146,7 @@ def test_cancel_saves_nothing(isolated):
     at = import_zip(at, zip_of_classes(classes=("left", "right", "up")))
     at.button(key="import_cancel").click().run()
     assert not at.exception and not at.radio
-    assert datasets.list_user_datasets() == ["arrows"]
+    assert userdata.list_user_datasets() == ["arrows"]
     assert datasets.load_dataset("user:arrows").num_classes == 2
 
 
@@ -156,7 +156,7 @@ def test_without_a_name_the_zips_name_is_used_and_never_collides(isolated):
     at = import_zip(at, zip_of_classes(per_class=4), name="", filename="Field Trip.zip")
     assert not at.radio, "a name the lab chose is free: nothing to ask"
     assert "as **Own images: field-trip-2**" in at.success[0].value
-    assert datasets.list_user_datasets() == ["field-trip", "field-trip-2"]
+    assert userdata.list_user_datasets() == ["field-trip", "field-trip-2"]
 
 
 def test_errors_name_the_uploaded_file_and_a_one_class_zip(isolated):
@@ -172,12 +172,12 @@ def test_delete_says_which_runs_used_it(isolated):
     from tests.test_dataset_versions import run_on
 
     import_zip(open_page("data"), zip_of_classes())
-    run_id = run_on("user:arrows", datasets.dataset_fingerprint("user:arrows"))
+    run_id = run_on("user:arrows", versions.dataset_fingerprint("user:arrows"))
     at = open_page("data", "user:arrows")
     assert any("1 run(s) trained on it" in m.value and run_id in m.value for m in at.markdown)
     at.button(key="delete_dataset").click().run()
     assert not at.exception
     assert at.success[0].value.startswith("Deleted Own images: arrows.")
     assert run_id in at.success[0].value and "user:" not in at.success[0].value
-    assert datasets.list_user_datasets() == []
+    assert userdata.list_user_datasets() == []
     assert at.session_state["dataset"] == "mnist"  # the sidebar falls back to a dataset that exists

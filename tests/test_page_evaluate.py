@@ -9,12 +9,16 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import datasets, evaluation, inference, runs, trained
+from cnn_core import catalog
+from cnn_core.data import datasets
+from cnn_core.data.dataset import USER_PREFIX, DatasetUnavailable
+from cnn_core.explain import evaluation, inference
+from cnn_core.runs import store
 from tests.browser_helpers import poll_until
 from tests.conftest import open_page
 
 PRETRAINED = "pretrained:mnist-simple_convnet"
-CELL_LIMIT = 32  # lab_pages/evaluate.py shows at most this many images of one cell
+CELL_LIMIT = 32  # pages/evaluate.py shows at most this many images of one cell
 CELL_PX = 46  # and draws its clickable matrix with columns this wide
 CLICK_TIMEOUT_S = 60  # for a click on a matrix cell to show that cell's images
 SHOTS = Path("/tmp/shots")
@@ -23,7 +27,7 @@ SHOTS = Path("/tmp/shots")
 @pytest.fixture(scope="module")
 def reference():
     """The shipped model's test-split predictions and their scores, computed without the page."""
-    model = trained.load_trained(PRETRAINED)
+    model = catalog.load_trained(PRETRAINED)
     ds = datasets.load_dataset("mnist")
     probs = inference.predict_in_batches(model, ds.x_test)
     return ds, probs, evaluation.evaluate_predictions(ds.y_test, probs, ds.class_names)
@@ -156,7 +160,7 @@ def test_a_dataset_without_models_shows_a_message(lab_home):
 
 def test_an_unavailable_test_split_shows_a_message(lab_home, monkeypatch):
     def unavailable(name, **kwargs):
-        raise datasets.DatasetUnavailable(f"{name}: no source is ready; run the download.")
+        raise DatasetUnavailable(f"{name}: no source is ready; run the download.")
 
     monkeypatch.setattr(datasets, "load_dataset", unavailable)
     st.cache_resource.clear()  # forget the MNIST that other tests loaded
@@ -166,13 +170,13 @@ def test_an_unavailable_test_split_shows_a_message(lab_home, monkeypatch):
 
 
 def test_replay_scores_each_epoch_of_a_run(replay_run):
-    at = open_page("evaluate", f"{datasets.USER_PREFIX}tiny")
+    at = open_page("evaluate", f"{USER_PREFIX}tiny")
     key = f"run:{replay_run}"
     assert at.selectbox(key="evaluate_model").value == key
     at.select_slider(key=f"evaluate_epoch-{key}").set_value(1).run()
     assert not at.exception
-    ds = datasets.load_dataset(f"{datasets.USER_PREFIX}tiny")
-    probs = inference.predict_in_batches(trained.load_checkpoint(key, 1), ds.x_test)
+    ds = datasets.load_dataset(f"{USER_PREFIX}tiny")
+    probs = inference.predict_in_batches(catalog.load_checkpoint(key, 1), ds.x_test)
     ev = evaluation.evaluate_predictions(ds.y_test, probs, ds.class_names)
     assert metric(at, "Test accuracy") == f"{ev.accuracy:.2%}"
     assert metric(at, "Test loss") == f"{ev.loss:.4f}"
@@ -181,15 +185,15 @@ def test_replay_scores_each_epoch_of_a_run(replay_run):
 def test_a_cell_chosen_on_another_dataset_is_not_reused(replay_run):
     at = open_page("evaluate")
     choose_cell(at, 8, 8)  # MNIST's column "8": the tiny dataset has classes a, b and c
-    at.session_state["dataset"] = f"{datasets.USER_PREFIX}tiny"  # the sidebar's choice
+    at.session_state["dataset"] = f"{USER_PREFIX}tiny"  # the sidebar's choice
     at.run()
     assert not at.exception
     assert at.selectbox(key="evaluate_model").value == f"run:{replay_run}"
 
 
 def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
-    runs.run_paths(replay_run).checkpoint(2).write_bytes(b"not a keras file")
-    at = open_page("evaluate", f"{datasets.USER_PREFIX}tiny")
+    store.run_paths(replay_run).checkpoint(2).write_bytes(b"not a keras file")
+    at = open_page("evaluate", f"{USER_PREFIX}tiny")
     at.select_slider(key=f"evaluate_epoch-run:{replay_run}").set_value(2).run()
     assert not at.exception
     assert "cannot be loaded" in at.error[0].value

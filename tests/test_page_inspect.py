@@ -3,7 +3,9 @@
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import datasets, runs
+from cnn_core.data import datasets
+from cnn_core.data.dataset import USER_PREFIX
+from cnn_core.runs import store
 from tests.conftest import open_page
 
 PRETRAINED = "pretrained:mnist-simple_convnet"
@@ -118,7 +120,7 @@ def test_a_dataset_without_models_shows_a_message(lab_home):
 
 
 def test_replay_shows_each_epoch_of_a_run(replay_run):
-    at = open_page("inspect", f"{datasets.USER_PREFIX}tiny")
+    at = open_page("inspect", f"{USER_PREFIX}tiny")
     key = f"run:{replay_run}"
     assert at.selectbox(key="inspect_model").value == key
     slider = at.select_slider(key=f"inspect_epoch-{key}")
@@ -136,8 +138,8 @@ def test_replay_shows_each_epoch_of_a_run(replay_run):
 
 
 def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
-    runs.run_paths(replay_run).checkpoint(1).write_bytes(b"not a keras file")
-    at = open_page("inspect", f"{datasets.USER_PREFIX}tiny")
+    store.run_paths(replay_run).checkpoint(1).write_bytes(b"not a keras file")
+    at = open_page("inspect", f"{USER_PREFIX}tiny")
     at.select_slider(key=f"inspect_epoch-run:{replay_run}").set_value(1).run()
     assert not at.exception
     assert "cannot be loaded" in at.error[0].value
@@ -146,9 +148,9 @@ def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
 def test_grad_cam_of_a_class_the_model_rules_out_says_so(lab_home):
     """The maps of a class at 0.0% are stretched to full colour like any other: the page
     says that the model all but rules the class out, and the figure carries a colour bar."""
-    from cnn_core import trained
+    from cnn_core import catalog
 
-    probs = trained.load_trained(PRETRAINED).predict(one_stroke()[None], verbose=0)[0]
+    probs = catalog.load_trained(PRETRAINED).predict(one_stroke()[None], verbose=0)[0]
     unlikely = int(np.argmin(probs))
     assert probs[unlikely] < 0.01  # the shipped model is sure of its 1
     at = open_page(

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
 
-PAGE = str(REPO / "lab_pages" / "learn.py")
+PAGE = str(REPO / "pages" / "learn.py")
 
 
 def edit(cells: dict[int, dict[str, object]]) -> dict[str, object]:

@@ -90,7 +90,7 @@ def test_uploads_predict_with_bars_and_steps_and_bad_files_get_a_message(lab_hom
 
 
 def test_a_shadowed_photo_of_a_seven_is_read_as_seven(lab_home):
-    from cnn_core import datasets
+    from cnn_core.data import datasets
 
     ds = datasets.load_dataset("mnist", source="embedded")
     seven = ds.x_test[int(np.flatnonzero(ds.y_test == 7)[0])][..., 0] / 255
@@ -129,7 +129,7 @@ def test_gallery_marks_right_and_wrong_answers(lab_home):
 
 
 def test_a_stroke_predicts_the_drawing_but_not_the_gallery_again(lab_home, monkeypatch):
-    from cnn_core import inference
+    from cnn_core.explain import inference
 
     batches = []
     predict_in_batches = inference.predict_in_batches
@@ -157,7 +157,7 @@ def test_a_dataset_without_models_says_where_to_train(lab_home):
 
 
 def test_an_unavailable_dataset_says_how_to_get_it_not_only_to_train(lab_home, monkeypatch):
-    from cnn_core import datasets
+    from cnn_core.data import datasets
 
     monkeypatch.setattr(datasets, "is_available", lambda name: name != "cifar10")
     at = open_page("predict", "cifar10")
@@ -224,7 +224,7 @@ def test_the_chosen_model_is_kept_across_pages_and_shown_in_the_sidebar(lab_home
     at = open_page("predict")
     model_key = at.session_state["chosen_model"]
     assert model_key.startswith("pretrained:")
-    at.switch_page("lab_pages/evaluate.py").run()
+    at.switch_page("pages/evaluate.py").run()
     assert at.selectbox(key="evaluate_model").value == model_key
     # AppTest drops the sidebar after switch_page, so check it on a fresh run of app.py
     # that carries the same session values.

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import datasets, presets, runs
+from cnn_core.data import datasets, userdata
+from cnn_core.data.dataset import Dataset
+from cnn_core.runs import metrics_log, presets, run_config, store
 from tests.browser_helpers import poll_until, start_training_on_page, wait_for_epoch
 from tests.conftest import open_page
 
@@ -16,9 +18,9 @@ def save_random_dataset(name: str, seed: int = 0) -> str:
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (96, 12, 12, 1), dtype=np.uint8)
     y = np.arange(96) % 3
-    ds = datasets.Dataset(name, name, x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user",
+    ds = Dataset(name, name, x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user",
                           "test")  # fmt: skip
-    return datasets.save_user_dataset(ds, name)
+    return userdata.save_user_dataset(ds, name)
 
 
 @pytest.fixture
@@ -26,9 +28,9 @@ def tiny_dataset(lab_home):
     return save_random_dataset("tiny")
 
 
-def wait_for_state(run_id: str, states: tuple[str, ...], timeout: float = 120) -> runs.RunStatus:
-    def reached() -> runs.RunStatus | None:
-        status = runs.read_status(run_id)
+def wait_for_state(run_id: str, states: tuple[str, ...], timeout: float = 120) -> store.RunStatus:
+    def reached() -> store.RunStatus | None:
+        status = store.read_status(run_id)
         return status if status.state in states else None
 
     return poll_until(reached, timeout, f"{run_id} to be {' or '.join(states)}", interval=0.2)
@@ -76,7 +78,7 @@ def test_stop_and_resume_through_the_page_continue_the_epochs(tiny_dataset):
     at = open_page("train", tiny_dataset)
     run_id = start_custom_run(at, epochs=60)
     wait_for_state(run_id, ("running",))
-    poll_until(lambda: runs.read_status(run_id).epoch >= 2, 60, "epoch 2", interval=0.2)
+    poll_until(lambda: store.read_status(run_id).epoch >= 2, 60, "epoch 2", interval=0.2)
     at.run()
     at.button(key=f"stop-{run_id}").click().run()
     stopped = wait_for_state(run_id, ("stopped",), timeout=30)
@@ -85,13 +87,13 @@ def test_stop_and_resume_through_the_page_continue_the_epochs(tiny_dataset):
     assert not at.exception
     wait_for_state(run_id, ("running", "finished"))
     poll_until(
-        lambda: runs.read_status(run_id).epoch > stopped.last_checkpoint + 1,
+        lambda: store.read_status(run_id).epoch > stopped.last_checkpoint + 1,
         60, "an epoch after the resumed one", interval=0.2,
     )  # fmt: skip
     at.run()
     at.button(key=f"stop-{run_id}").click().run()
     wait_for_state(run_id, ("stopped",), timeout=30)
-    epochs = [r["epoch"] for r in runs.epoch_records(runs.read_metrics(run_id)[0])]
+    epochs = [r["epoch"] for r in metrics_log.epoch_records(metrics_log.read_metrics(run_id)[0])]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > stopped.last_checkpoint
 
 
@@ -102,7 +104,7 @@ def test_an_impossible_layer_list_is_explained_before_training(tiny_dataset):
     at.run()
     assert not at.exception
     assert "nothing left to pool" in at.error[0].value or "1×1" in at.error[0].value
-    assert not runs.list_runs()
+    assert not store.list_runs()
 
 
 def test_zoom_and_label_smoothing_set_on_the_page_reach_the_run(tiny_dataset):
@@ -116,7 +118,7 @@ def test_zoom_and_label_smoothing_set_on_the_page_reach_the_run(tiny_dataset):
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     run_id = at.session_state["run_id"]
-    cfg = runs.read_config(run_id)
+    cfg = store.read_config(run_id)
     assert (cfg.augment_zoom, cfg.label_smoothing) == (0.1, 0.15)
     assert wait_for_state(run_id, ("finished", "failed")).state == "finished"
 
@@ -130,7 +132,7 @@ def test_a_batch_larger_than_the_dataset_is_refused(tiny_dataset):
     at.run()
     assert not at.exception
     assert "batch" in at.error[0].value.lower()
-    assert not runs.list_runs()
+    assert not store.list_runs()
 
 
 def test_fashion_presets_include_the_overfitting_pair(lab_home):
@@ -186,7 +188,7 @@ def test_train_stop_resume_in_chromium_with_a_second_tab(app_server, page, monke
 def test_a_finished_run_is_offered_for_prediction_without_loading_its_data(
     tiny_dataset, monkeypatch
 ):
-    from cnn_core import trained
+    from cnn_core import catalog
 
     at = open_page("train", tiny_dataset)
     run_id = start_custom_run(at, epochs=1)
@@ -196,9 +198,9 @@ def test_a_finished_run_is_offered_for_prediction_without_loading_its_data(
         raise AssertionError("listing trained models must not load a dataset")
 
     monkeypatch.setattr(datasets, "load_dataset", no_loading)
-    (choice,) = [t for t in trained.list_trained(tiny_dataset) if t.key == f"run:{run_id}"]
+    (choice,) = [t for t in catalog.list_trained(tiny_dataset) if t.key == f"run:{run_id}"]
     assert choice.input_shape == (12, 12, 1) and choice.class_names == ("a", "b", "c")
-    assert trained.load_trained(choice.key).output_shape == (None, 3)
+    assert catalog.load_trained(choice.key).output_shape == (None, 3)
 
 
 def test_a_finished_run_is_shared_and_imported_through_the_page(tiny_dataset):
@@ -208,23 +210,25 @@ def test_a_finished_run_is_shared_and_imported_through_the_page(tiny_dataset):
     at.run()
     share = next(b for b in at.get("download_button") if b.label.startswith("Share"))
     assert share.proto.url  # the zip is served
-    from cnn_core import sharing
+    from cnn_core.runs import sharing
 
     data = sharing.export_run(run_id)
     at.file_uploader(key="import_run").set_value(("run.cnnlab.zip", data, "application/zip")).run()
     at.button(key="import_button").click().run()
     assert not at.exception
     assert "Imported" in at.success[-1].value
-    assert len(runs.list_runs()) == 2
+    assert len(store.list_runs()) == 2
     at.file_uploader(key="import_run").set_value(("bad.zip", b"nope", "application/zip")).run()
     at.button(key="import_button").click().run()
     assert "not a zip" in at.error[0].value
 
 
 def test_an_interrupted_run_shows_no_speed_or_time_left(tiny_dataset):
-    cfg = runs.RunConfig(dataset=tiny_dataset, model="custom", layers=TINY_LAYERS, batch_size=16)
-    run_id = runs.create_run(runs.validate_config(cfg))
-    runs.update_status(run_id, state="interrupted", epoch=2, batch=5, batches_per_epoch=10,
+    cfg = run_config.RunConfig(
+        dataset=tiny_dataset, model="custom", layers=TINY_LAYERS, batch_size=16
+    )
+    run_id = store.create_run(run_config.validate_config(cfg))
+    store.update_status(run_id, state="interrupted", epoch=2, batch=5, batches_per_epoch=10,
                        images_per_s=1200.0, eta_s=25.0, message="The worker stopped.")  # fmt: skip
     at = open_page("train", tiny_dataset)
     at.session_state["run_id"] = run_id
@@ -239,10 +243,10 @@ def test_an_interrupted_run_shows_no_speed_or_time_left(tiny_dataset):
 def test_enter_in_a_number_box_of_the_form_starts_no_run(app_server, page, monkeypatch):
     monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
     save_random_dataset("browser-enter", seed=1)
-    before = {info.id for info in runs.list_runs()}
+    before = {info.id for info in store.list_runs()}
 
-    def new_runs() -> list[runs.RunInfo]:
-        return [info for info in runs.list_runs() if info.id not in before]
+    def new_runs() -> list[store.RunInfo]:
+        return [info for info in store.list_runs() if info.id not in before]
 
     page.goto(app_server["url"] + "/train")
     page.get_by_test_id("stSidebarUserContent").get_by_role("combobox").click()
@@ -259,24 +263,24 @@ def test_enter_in_a_number_box_of_the_form_starts_no_run(app_server, page, monke
     (started,) = poll_until(new_runs, 30, "the run started by the button")
     assert started.config.epochs == 4  # the typed values were kept, only not submitted
     page.get_by_role("button", name="Stop").click()
-    poll_until(lambda: not runs.read_status(started.id).active, 60, "the run to stop")
+    poll_until(lambda: not store.read_status(started.id).active, 60, "the run to stop")
 
 
 def test_the_live_panel_and_the_table_say_the_same_of_a_queued_run(tiny_dataset, monkeypatch):
     import os
 
-    from cnn_core import runboard
+    from cnn_core.runs import runboard
 
     monkeypatch.setenv("CNN_LAB_MAX_WORKERS", "1")
-    cfg = runs.validate_config(runs.RunConfig(dataset=tiny_dataset, model="custom",
+    cfg = run_config.validate_config(run_config.RunConfig(dataset=tiny_dataset, model="custom",
                                               layers=TINY_LAYERS, batch_size=16))  # fmt: skip
-    training, waiting = runs.create_run(cfg), runs.create_run(cfg)
-    lock = runs.acquire_worker_lock(training)
+    training, waiting = store.create_run(cfg), store.create_run(cfg)
+    lock = store.acquire_worker_lock(training)
     try:
-        runs.update_status(training, state="running", epoch=1, batch=2, batches_per_epoch=4)
-        runs.update_status(waiting, message="Waiting for a free training slot (0 runs ahead).")
-        runs.rename_run(training, "the training one")
-        runs.rename_run(waiting, "the waiting one")
+        store.update_status(training, state="running", epoch=1, batch=2, batches_per_epoch=4)
+        store.update_status(waiting, message="Waiting for a free training slot (0 runs ahead).")
+        store.rename_run(training, "the training one")
+        store.rename_run(waiting, "the waiting one")
         at = open_page("train", tiny_dataset, run_id=waiting)
         expected = runboard.row(waiting).state_text
         assert "waiting while 1 run training" in expected
@@ -295,13 +299,13 @@ def test_a_new_session_watches_the_training_run_not_a_queued_one(tiny_dataset, m
     import os
 
     monkeypatch.setenv("CNN_LAB_MAX_WORKERS", "1")
-    cfg = runs.validate_config(runs.RunConfig(dataset=tiny_dataset, model="custom",
+    cfg = run_config.validate_config(run_config.RunConfig(dataset=tiny_dataset, model="custom",
                                               layers=TINY_LAYERS, batch_size=16))  # fmt: skip
-    training = runs.create_run(cfg)
-    runs.create_run(cfg)  # newer, queued: listed first
-    lock = runs.acquire_worker_lock(training)
+    training = store.create_run(cfg)
+    store.create_run(cfg)  # newer, queued: listed first
+    lock = store.acquire_worker_lock(training)
     try:
-        runs.update_status(training, state="running", epoch=1, batch=2, batches_per_epoch=4)
+        store.update_status(training, state="running", epoch=1, batch=2, batches_per_epoch=4)
         at = open_page("train", tiny_dataset)
         assert at.session_state["run_id"] == training
     finally:
@@ -309,19 +313,19 @@ def test_a_new_session_watches_the_training_run_not_a_queued_one(tiny_dataset, m
 
 
 def test_a_run_is_renamed_and_deleted_on_the_page(tiny_dataset):
-    cfg = runs.validate_config(runs.RunConfig(dataset=tiny_dataset, model="custom",
+    cfg = run_config.validate_config(run_config.RunConfig(dataset=tiny_dataset, model="custom",
                                               layers=TINY_LAYERS, batch_size=16))  # fmt: skip
-    run_id = runs.create_run(cfg)
-    runs.update_status(run_id, state="stopped", message="Stopped.")
+    run_id = store.create_run(cfg)
+    store.update_status(run_id, state="stopped", message="Stopped.")
     at = open_page("train", tiny_dataset, run_id=run_id)
     at.text_input(key=f"name-{run_id}").set_value("Lesson 1: small filters")
     at.button(key=f"rename-{run_id}").click().run()
     assert not at.exception
-    assert runs.run_name(run_id) == "Lesson 1: small filters"
+    assert store.run_name(run_id) == "Lesson 1: small filters"
     assert "Lesson 1: small filters" in runs_table(at)["name"].tolist()
     at.button(key=f"delete-{run_id}").click().run()
     assert not at.exception
-    assert runs.list_runs() == []
+    assert store.list_runs() == []
 
 
 @pytest.mark.browser
@@ -339,10 +343,10 @@ def test_a_training_run_is_renamed_in_chromium_while_its_panel_redraws(
         field.press_sequentially(word, delay=150)
     page.get_by_role("button", name="Save the name").click()
     active = poll_until(
-        lambda: [i for i in runs.list_runs() if i.status.active], 30, "the training run"
+        lambda: [i for i in store.list_runs() if i.status.active], 30, "the training run"
     )
-    poll_until(lambda: runs.run_name(active[0].id) == "Lesson one: tiny filters", 30,
+    poll_until(lambda: store.run_name(active[0].id) == "Lesson one: tiny filters", 30,
                "the new name to be saved")  # fmt: skip
     page.get_by_role("heading", name="Lesson one: tiny filters").wait_for()
     page.get_by_role("button", name="Stop").click()
-    poll_until(lambda: not runs.read_status(active[0].id).active, 60, "the run to stop")
+    poll_until(lambda: not store.read_status(active[0].id).active, 60, "the run to stop")

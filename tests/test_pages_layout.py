@@ -7,13 +7,13 @@ import pytest
 from tests.browser_helpers import assert_app_navigation, start_server, stop_server
 from tests.conftest import REPO
 
-PAGE_FILES = sorted(p for p in (REPO / "lab_pages").glob("*.py") if not p.name.startswith("_"))
+PAGE_FILES = sorted(p for p in (REPO / "pages").glob("*.py") if not p.name.startswith("_"))
 # The url paths come from the file names (st.Page), and learners' bookmarks use them.
 URL_PATHS = {"home", "data", "train", "predict", "inspect", "evaluate", "learn"}
 
 
 def test_every_page_script_is_in_the_navigation():
-    listed = set(re.findall(r'st\.Page\("lab_pages/(\w+)\.py"', (REPO / "app.py").read_text()))
+    listed = set(re.findall(r'st\.Page\("pages/(\w+)\.py"', (REPO / "app.py").read_text()))
     assert listed == {p.stem for p in PAGE_FILES} == URL_PATHS
 
 
@@ -41,7 +41,7 @@ def test_every_form_is_submitted_by_its_button_only():
     # Enter in a number box would otherwise submit the form: a run started by accident.
     import ast
 
-    for path in PAGE_FILES + [REPO / "lab_pages" / "_shared.py"]:
+    for path in PAGE_FILES + [REPO / "pages" / "_shared.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and ast.unparse(node.func) == "st.form":
                 flags = {k.arg: ast.unparse(k.value) for k in node.keywords}

@@ -15,8 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from cnn_core import datasets, inference, preprocess, trained
-from cnn_core.preprocess import NoDigitKind, decode_image, prepare_upload
+from cnn_core import catalog
+from cnn_core.data import datasets
+from cnn_core.data.decoding import decode_image
+from cnn_core.explain import inference, photos, preprocess
+from cnn_core.explain.photos import NoDigitKind
+from cnn_core.explain.preprocess import prepare_upload
 from tests import imagegen
 from tests.test_preprocess import reference_center_of_mass
 
@@ -34,8 +38,8 @@ def shipped(tmp_path_factory):
     """The shipped MNIST model, as a fresh lab's Predict page gets it."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CNN_LAB_HOME", str(tmp_path_factory.mktemp("lab")))
-        choice = trained.list_trained("mnist")[0]
-        return inference.Predictor(trained.load_trained(choice.key))
+        choice = catalog.list_trained("mnist")[0]
+        return inference.Predictor(catalog.load_trained(choice.key))
 
 
 def clean_digit(mnist_test, shipped, label: int) -> np.ndarray:
@@ -89,7 +93,7 @@ def test_a_12_megapixel_photo_of_a_digit_is_read_like_the_clean_digit(
 
     assert steps.no_digit is None and steps.inverted
     working = steps.paper.working
-    assert max(working.shape) == preprocess.WORK_SIDE  # shrunk first
+    assert max(working.shape) == photos.WORK_SIDE  # shrunk first
     # The ink found is the strokes drawn: nothing of the shadow, the lamp's fall-off or
     # the grain, and the strokes whole.
     assert iou(steps.paper.strokes, drawn_mask(coverage, working.shape)) > 0.8
@@ -117,7 +121,7 @@ def test_a_fine_pen_seven_is_thickened_to_mnist_strokes_and_read(shipped):
     fitted = steps.digit.fitted >= 128
     # MNIST's strokes are 10-22% of the digit's longer side (5th-95th percentile); the
     # pen's 0.6% of the page would have become a faint hairline in 20×20.
-    assert 0.10 <= preprocess.stroke_thickness(fitted) / max(fitted.shape) <= 0.25
+    assert 0.10 <= photos.stroke_thickness(fitted) / max(fitted.shape) <= 0.25
     assert_mnist_like(steps)
     assert int(np.argmax(shipped.predict_proba(steps.model_input)[0])) == 7
 
@@ -225,17 +229,17 @@ def test_otsu_threshold_maximises_the_between_class_variance():
             within = low.size * low.var() + high.size * high.var()
             if within < best:
                 best, best_cut = within, cut
-    assert abs(preprocess.otsu_threshold(values) - best_cut) <= 1 / 256
-    assert preprocess.otsu_threshold(np.full(100, 0.3)) == 1.0  # nothing to split
+    assert abs(photos.otsu_threshold(values) - best_cut) <= 1 / 256
+    assert photos.otsu_threshold(np.full(100, 0.3)) == 1.0  # nothing to split
 
 
 @pytest.mark.parametrize("width", [3, 6, 11, 20])
 def test_stroke_thickness_of_a_drawn_bar(width):
     mask = np.zeros((200, 200), bool)
     mask[40:160, 90 : 90 + width] = True
-    assert abs(preprocess.stroke_thickness(mask) - width) <= 1
+    assert abs(photos.stroke_thickness(mask) - width) <= 1
     disk = np.hypot(*np.indices((61, 61)) - 30) <= 30
-    assert abs(preprocess.stroke_thickness(disk, widest=True) - 61) <= 2
+    assert abs(photos.stroke_thickness(disk, widest=True) - 61) <= 2
 
 
 @pytest.mark.parametrize(("text", "loops"), [("1", 0), ("0", 1), ("8", 2), ("88", 4)])
@@ -251,4 +255,4 @@ def test_count_loops_counts_the_holes_of_digits(text, loops):
                          width=6)  # fmt: skip
         if char == "8":
             draw.ellipse([left + 8, 48, left + 52, 92], outline=255, width=6)
-    assert preprocess.count_loops(np.asarray(image) > 0, min_area=20) == loops
+    assert photos.count_loops(np.asarray(image) > 0, min_area=20) == loops

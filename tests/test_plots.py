@@ -11,8 +11,9 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from cnn_core import plots
-from cnn_core.plots import (
+from cnn_core.explain import conv_plots, plots
+from cnn_core.explain.conv_plots import matrix_figure
+from cnn_core.explain.plots import (
     PNG_SIGNATURE,
     class_bars_figure,
     confusion_figure,
@@ -21,7 +22,6 @@ from cnn_core.plots import (
     filters_figure,
     history_figure,
     image_grid_figure,
-    matrix_figure,
 )
 
 RNG = np.random.default_rng(0)
@@ -127,7 +127,9 @@ def test_a_map_drawn_on_the_scale_of_the_map_it_comes_from():
     of the convolution output beside it, not black."""
     output = np.array([[-5, 0], [0, -4]])
     conv_fig = matrix_figure(output, "Convolution output")
-    pooled_fig = matrix_figure(np.array([[0]]), "Pooled", value_range=plots.colour_range(output))
+    pooled_fig = matrix_figure(
+        np.array([[0]]), "Pooled", value_range=conv_plots.colour_range(output)
+    )
     conv_zero = conv_fig.axes[0].images[0].to_rgba(0.0)
     assert pooled_fig.axes[0].images[0].to_rgba(0.0) == conv_zero
     assert min(conv_zero[:3]) > 0.9  # a diverging map: zero is white

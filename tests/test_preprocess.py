@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFile
 
-from cnn_core import preprocess
-from cnn_core.preprocess import (
-    ImageRejected,
+from cnn_core.data import decoding
+from cnn_core.data.decoding import ImageRejected, decode_image
+from cnn_core.explain import preprocess
+from cnn_core.explain.preprocess import (
     canvas_to_gray,
-    decode_image,
     image_from_array,
     is_dark_on_light,
     prepare_digit,
@@ -244,7 +244,7 @@ def test_sixteen_bit_png_is_scaled_not_clipped():
 def test_wide_modes_become_8_bit_gray(mode, values, expected):
     image = Image.fromarray(values)
     assert image.mode == mode
-    converted = preprocess.normalize_mode(image)
+    converted = decoding.normalize_mode(image)
     assert converted.mode == "L"
     np.testing.assert_array_equal(np.asarray(converted), expected)
 

@@ -7,8 +7,8 @@ import time
 import pandas as pd
 import pytest
 
-from cnn_core import history, runboard, runs
-from cnn_core.__main__ import main
+from cnn_core.cli import main
+from cnn_core.runs import history, run_config, runboard, store
 from tests.test_runs import save_tiny_dataset, tiny_config
 
 
@@ -19,7 +19,7 @@ def tiny(lab_home, monkeypatch):
 
 
 def new_run(**changes) -> str:
-    return runs.create_run(runs.validate_config(tiny_config(**changes)))
+    return store.create_run(run_config.validate_config(tiny_config(**changes)))
 
 
 def cli_rows(capsys) -> dict[str, str]:
@@ -30,11 +30,11 @@ def cli_rows(capsys) -> dict[str, str]:
 
 def test_a_queued_run_behind_a_training_one_is_told_so_the_same_everywhere(tiny, capsys):
     training = new_run()
-    lock = runs.acquire_worker_lock(training)  # a live worker, as far as any reader can tell
+    lock = store.acquire_worker_lock(training)  # a live worker, as far as any reader can tell
     try:
-        runs.update_status(training, state="running", epoch=1, batch=3, batches_per_epoch=5)
+        store.update_status(training, state="running", epoch=1, batch=3, batches_per_epoch=5)
         first, second = new_run(), new_run()
-        runs.update_status(second, queued=time.time() + 1)  # later in the queue
+        store.update_status(second, queued=time.time() + 1)  # later in the queue
         rows = {r.id: r for r in runboard.board()}
         assert rows[training].state_text.startswith("running")
         assert rows[first].queue_place == 1 and rows[second].queue_place == 2
@@ -86,11 +86,11 @@ def test_the_table_shows_the_settings_that_tell_runs_apart(tiny):
     ],
 )
 def test_epochs_done_counts_complete_epochs(status, done):
-    assert runboard.epochs_done(runs.RunStatus(**status)) == done
+    assert runboard.epochs_done(store.RunStatus(**status)) == done
 
 
 def test_an_imported_run_shows_the_epochs_it_was_trained_for(tiny):
-    from cnn_core import sharing
+    from cnn_core.runs import sharing
     from tests.test_runs import train_tiny_run
 
     shared = sharing.export_run(train_tiny_run(epochs=2))
@@ -99,9 +99,9 @@ def test_an_imported_run_shows_the_epochs_it_was_trained_for(tiny):
 
 
 def test_a_new_run_gets_a_readable_name_with_what_differs(tiny):
-    plain = runboard.default_name(runs.validate_config(tiny_config()), now=0)
+    plain = runboard.default_name(run_config.validate_config(tiny_config()), now=0)
     changed = runboard.default_name(
-        runs.validate_config(tiny_config(learning_rate=0.01, augment_flip=True)), now=0
+        run_config.validate_config(tiny_config(learning_rate=0.01, augment_flip=True)), now=0
     )
     assert "user:" not in plain and "Own images: tiny" in plain
     assert "2 epochs" in plain and plain != changed
@@ -110,7 +110,7 @@ def test_a_new_run_gets_a_readable_name_with_what_differs(tiny):
 
 
 def test_names_never_show_the_registry_prefix(tiny):
-    assert runs.RunConfig(dataset="user:flowers", model="lenet5").display_name == (
+    assert run_config.RunConfig(dataset="user:flowers", model="lenet5").display_name == (
         "lenet5 on flowers"
     )
 
@@ -119,19 +119,19 @@ def test_rename_and_delete_through_the_cli(tiny, capsys):
     run_id = new_run()
     assert main(["rename", run_id, "  my   first run "]) == 0
     assert runboard.row(run_id).name == "my first run"
-    assert runs.run_name(run_id) == "my first run"
+    assert store.run_name(run_id) == "my first run"
     assert main(["rename", run_id, "   "]) == 1
     assert "cannot be empty" in capsys.readouterr().err
-    lock = runs.acquire_worker_lock(run_id)
-    runs.update_status(run_id, state="running")
+    lock = store.acquire_worker_lock(run_id)
+    store.update_status(run_id, state="running")
     try:
         assert main(["delete", run_id]) == 1  # not while it trains
         assert "stop it before deleting" in capsys.readouterr().err
     finally:
         os.close(lock)
-    runs.update_status(run_id, state="stopped")
+    store.update_status(run_id, state="stopped")
     assert main(["delete", run_id]) == 0
-    assert runs.list_runs() == []
+    assert store.list_runs() == []
 
 
 def test_the_epoch_chart_draws_a_single_epoch_as_a_point_on_whole_epoch_ticks():

@@ -13,7 +13,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnn_core import datasets, models, runs
+from cnn_core import settings
+from cnn_core.data import userdata
+from cnn_core.data.dataset import Dataset
+from cnn_core.models import input_limits, layer_lists, zoo
+from cnn_core.runs import checkpointing, metrics_log, run_config, store
 
 TINY_LAYERS = [
     {"type": "conv", "filters": 4, "kernel": 3, "padding": "same", "activation": "relu"},
@@ -37,25 +41,25 @@ def save_tiny_dataset(n: int = 96, side: int = 12, name: str = "tiny") -> str:
 
     x_train, y_train = make(n)
     x_test, y_test = make(48)
-    data = datasets.Dataset(
+    data = Dataset(
         name, name, x_train, y_train, x_test, y_test, ("a", "b", "c"), "user", "test data"
     )
-    return datasets.save_user_dataset(data, name)
+    return userdata.save_user_dataset(data, name)
 
 
-def tiny_config(**changes) -> runs.RunConfig:
+def tiny_config(**changes) -> run_config.RunConfig:
     base = dict(dataset="user:tiny", model="custom", layers=TINY_LAYERS, batch_size=16,
                 epochs=2, validation_split=0.25)  # fmt: skip
-    return runs.RunConfig(**{**base, **changes})
+    return run_config.RunConfig(**{**base, **changes})
 
 
 def train_tiny_run(epochs: int) -> str:
     """A finished run on the tiny dataset (saved first) in the current lab home, trained in
     this process; checkpoints after each epoch."""
-    from cnn_core import training
+    from cnn_core.runs import training
 
     save_tiny_dataset()
-    run_id = runs.create_run(runs.validate_config(tiny_config(epochs=epochs)))
+    run_id = store.create_run(run_config.validate_config(tiny_config(epochs=epochs)))
     assert training.train_run(run_id) == 0
     return run_id
 
@@ -71,27 +75,27 @@ def tiny(lab_home, monkeypatch, tmp_path):
 
 def test_config_round_trips_through_json():
     cfg = tiny_config(augment_flip=True, lr_schedule="cosine", learning_rate=0.01)
-    again = runs.RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    again = run_config.RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
 
 
 def test_config_json_from_before_zoom_and_label_smoothing_still_loads():
-    old = runs.RunConfig().to_dict()
+    old = run_config.RunConfig().to_dict()
     del old["augment_zoom"], old["label_smoothing"]
-    cfg = runs.RunConfig.from_dict(old)
+    cfg = run_config.RunConfig.from_dict(old)
     assert (cfg.augment_zoom, cfg.label_smoothing) == (0.0, 0.0)
 
 
 def test_config_rejects_unknown_keys():
-    with pytest.raises(runs.ConfigError, match="Unknown config key.*learning_rte"):
-        runs.RunConfig.from_dict({**runs.RunConfig().to_dict(), "learning_rte": 0.1})
+    with pytest.raises(run_config.ConfigError, match="Unknown config key.*learning_rte"):
+        run_config.RunConfig.from_dict({**run_config.RunConfig().to_dict(), "learning_rte": 0.1})
 
 
 def test_validate_fills_the_models_defaults(tiny):
-    cfg = runs.validate_config(runs.RunConfig(dataset="mnist", model="resnet"))
-    info = models.MODELS["resnet"]
+    cfg = run_config.validate_config(run_config.RunConfig(dataset="mnist", model="resnet"))
+    info = zoo.MODELS["resnet"]
     assert (cfg.optimizer, cfg.learning_rate) == (info.optimizer, info.learning_rate)
-    assert cfg.momentum == runs.DEFAULT_MOMENTUM
+    assert cfg.momentum == run_config.DEFAULT_MOMENTUM
     assert cfg.display_name == "resnet on mnist"
 
 
@@ -105,13 +109,15 @@ def test_bfloat16_is_the_default_only_where_the_cpu_has_it(tmp_path, monkeypatch
     cpuinfo = tmp_path / "cpuinfo"
     if flags is not None:  # None: no /proc/cpuinfo (macOS, Windows)
         cpuinfo.write_text(f"processor : 0\nflags : {flags}\n")
-    assert runs.fast_bfloat16(cpuinfo) is native
+    assert settings.fast_bfloat16(cpuinfo) is native
 
-    monkeypatch.setattr(runs, "fast_bfloat16", lambda: native)
-    assert runs.validate_config(runs.RunConfig(dataset="mnist")).mixed_precision is native
+    monkeypatch.setattr(settings, "fast_bfloat16", lambda: native)
+    assert (
+        run_config.validate_config(run_config.RunConfig(dataset="mnist")).mixed_precision is native
+    )
     for chosen in (True, False):  # an explicit choice wins
-        cfg = runs.RunConfig(dataset="mnist", mixed_precision=chosen)
-        assert runs.validate_config(cfg).mixed_precision is chosen
+        cfg = run_config.RunConfig(dataset="mnist", mixed_precision=chosen)
+        assert run_config.validate_config(cfg).mixed_precision is chosen
 
 
 BAD_CONFIGS = [
@@ -142,31 +148,33 @@ BAD_CONFIGS = [
 
 @pytest.mark.parametrize("changes,words", BAD_CONFIGS)
 def test_validate_says_what_to_fix(tiny, changes, words):
-    with pytest.raises(runs.ConfigError) as info:
-        runs.validate_config(tiny_config(**changes))
+    with pytest.raises(run_config.ConfigError) as info:
+        run_config.validate_config(tiny_config(**changes))
     for word in words:
         assert word in str(info.value), str(info.value)
 
 
 def test_validate_checks_the_batch_against_the_training_set(tiny):
-    with pytest.raises(runs.ConfigError, match="batch_size 80 is larger than the 72 training"):
-        runs.validate_config(tiny_config(batch_size=80), train_size=96)
-    runs.validate_config(tiny_config(batch_size=72), train_size=96)
+    with pytest.raises(
+        run_config.ConfigError, match="batch_size 80 is larger than the 72 training"
+    ):
+        run_config.validate_config(tiny_config(batch_size=80), train_size=96)
+    run_config.validate_config(tiny_config(batch_size=72), train_size=96)
 
 
 def test_validate_surfaces_the_layer_list_problem(tiny):
     valid_conv = {"type": "conv", "filters": 8, "kernel": 5, "padding": "valid"}
     layers = [valid_conv] * 4  # 12 -> 8 -> 4 -> 0: no pixels left
-    with pytest.raises(models.ModelError) as direct:
-        models.validate_layers(layers, (12, 12, 1))
-    with pytest.raises(runs.ConfigError) as info:
-        runs.validate_config(tiny_config(layers=layers))
+    with pytest.raises(input_limits.ModelError) as direct:
+        layer_lists.validate_layers(layers, (12, 12, 1))
+    with pytest.raises(run_config.ConfigError) as info:
+        run_config.validate_config(tiny_config(layers=layers))
     assert str(info.value) == str(direct.value)
 
 
 def test_validate_reports_an_unavailable_dataset(tiny):
-    with pytest.raises(runs.ConfigError, match="not available.*cifar-10-python.tar.gz"):
-        runs.validate_config(runs.RunConfig(dataset="cifar10", model="allcnn"))
+    with pytest.raises(run_config.ConfigError, match="not available.*cifar-10-python.tar.gz"):
+        run_config.validate_config(run_config.RunConfig(dataset="cifar10", model="allcnn"))
 
 
 # ---------------------------------------------------------------- run ids
@@ -176,10 +184,10 @@ def test_validate_reports_an_unavailable_dataset(tiny):
     "bad", ["../x", "a/b", "..", "", ".slots", "a..b", "x" * 101, "/etc", "run id", None, "a\n"]
 )
 def test_run_ids_cannot_escape_the_runs_folder(lab_home, bad):
-    with pytest.raises(runs.RunError, match="not a run id"):
-        runs.check_run_id(bad)
-    for call in (runs.read_status, runs.read_config, runs.delete_run, runs.checkpoints):
-        with pytest.raises(runs.RunError):
+    with pytest.raises(store.RunError, match="not a run id"):
+        store.check_run_id(bad)
+    for call in (store.read_status, store.read_config, store.delete_run, checkpointing.checkpoints):
+        with pytest.raises(store.RunError):
             call(bad)
 
 
@@ -187,8 +195,8 @@ def test_traversal_touches_nothing_outside(lab_home):
     victim = lab_home / "victim"
     victim.mkdir(parents=True)
     (victim / "config.json").write_text("{}")
-    with pytest.raises(runs.RunError):
-        runs.delete_run("../victim")
+    with pytest.raises(store.RunError):
+        store.delete_run("../victim")
     assert (victim / "config.json").exists()
 
 
@@ -196,62 +204,62 @@ def test_traversal_touches_nothing_outside(lab_home):
 
 
 def test_create_run_writes_config_and_queued_status(tiny):
-    cfg = runs.validate_config(tiny_config())
-    run_id = runs.create_run(cfg)
+    cfg = run_config.validate_config(tiny_config())
+    run_id = store.create_run(cfg)
     assert re.fullmatch(r"\d{8}-\d{6}-custom-[0-9a-f]{4}", run_id)
-    assert runs.read_config(run_id) == cfg
-    status = runs.read_status(run_id)
+    assert store.read_config(run_id) == cfg
+    status = store.read_status(run_id)
     assert status.state == "queued" and status.epochs == 2 and status.created > 0
-    assert [r.id for r in runs.list_runs()] == [run_id]
-    assert runs.read_metrics(run_id) == ([], 0)
-    assert runs.read_evaluation(run_id) is None
+    assert [r.id for r in store.list_runs()] == [run_id]
+    assert metrics_log.read_metrics(run_id) == ([], 0)
+    assert store.read_evaluation(run_id) is None
 
 
 def test_a_dead_worker_shows_as_interrupted(tiny):
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
-    runs.update_status(run_id, state="running", pid=12345)
-    assert runs.read_status(run_id).state == "interrupted"
-    lock = runs.acquire_worker_lock(run_id)  # as a live worker would
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
+    store.update_status(run_id, state="running", pid=12345)
+    assert store.read_status(run_id).state == "interrupted"
+    lock = store.acquire_worker_lock(run_id)  # as a live worker would
     try:
-        assert runs.read_status(run_id).state == "running"
-        assert runs.worker_alive(run_id)
-        with pytest.raises(runs.RunError, match="live worker"):
-            runs.acquire_worker_lock(run_id, retry_s=0.1)
-        with pytest.raises(runs.RunError, match="stop it"):
-            runs.delete_run(run_id)
+        assert store.read_status(run_id).state == "running"
+        assert store.worker_alive(run_id)
+        with pytest.raises(store.RunError, match="live worker"):
+            store.acquire_worker_lock(run_id, retry_s=0.1)
+        with pytest.raises(store.RunError, match="stop it"):
+            store.delete_run(run_id)
     finally:
         os.close(lock)
-    assert runs.read_status(run_id).state == "interrupted"
-    runs.delete_run(run_id)
-    assert runs.list_runs() == []
+    assert store.read_status(run_id).state == "interrupted"
+    store.delete_run(run_id)
+    assert store.list_runs() == []
 
 
 def test_a_queued_run_is_starting_until_the_grace_ends(tiny):
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
-    assert runs.read_status(run_id).state == "queued"  # its worker is still starting
-    runs.update_status(run_id, queued=time.time() - runs.SPAWN_GRACE_S - 1)
-    assert runs.read_status(run_id).state == "interrupted"
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
+    assert store.read_status(run_id).state == "queued"  # its worker is still starting
+    store.update_status(run_id, queued=time.time() - store.SPAWN_GRACE_S - 1)
+    assert store.read_status(run_id).state == "interrupted"
 
 
 def test_transition_is_compare_and_set(tiny):
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
-    assert runs.transition_status(run_id, ("queued",), state="stopped")
-    assert not runs.transition_status(run_id, ("queued",), state="running")
-    assert runs.read_status(run_id).state == "stopped"
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
+    assert store.transition_status(run_id, ("queued",), state="stopped")
+    assert not store.transition_status(run_id, ("queued",), state="running")
+    assert store.read_status(run_id).state == "stopped"
 
 
 def test_runs_home_problem(lab_home, monkeypatch):
-    assert runs.runs_home_problem() is None
-    monkeypatch.setattr(runs, "MIN_FREE_BYTES", 2**62)
-    assert "free" in runs.runs_home_problem()
+    assert store.runs_home_problem() is None
+    monkeypatch.setattr(store, "MIN_FREE_BYTES", 2**62)
+    assert "free" in store.runs_home_problem()
 
 
 def test_runs_home_problem_unwritable(lab_home):
     lab_home.mkdir(parents=True)
-    runs.runs_home().write_text("a file where the runs folder should be")  # fails even as root
-    assert "not writable" in runs.runs_home_problem()
-    with pytest.raises(runs.RunError, match="not writable"):
-        runs.create_run(tiny_config())
+    store.runs_home().write_text("a file where the runs folder should be")  # fails even as root
+    assert "not writable" in store.runs_home_problem()
+    with pytest.raises(store.RunError, match="not writable"):
+        store.create_run(tiny_config())
 
 
 # ---------------------------------------------------------------- metrics
@@ -262,58 +270,63 @@ def _line(**record) -> bytes:
 
 
 def test_read_metrics_is_incremental_and_waits_for_whole_lines(tiny):
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
-    path = runs.run_paths(run_id).metrics
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
+    path = store.run_paths(run_id).metrics
     first = _line(kind="batch", epoch=1, batch=1, loss=1.0)
     half = _line(kind="epoch", epoch=1, loss=0.9)
     path.write_bytes(first + half[:10])
-    records, offset = runs.read_metrics(run_id)
+    records, offset = metrics_log.read_metrics(run_id)
     assert records == [json.loads(first)] and offset == len(first)
-    assert runs.read_metrics(run_id, offset) == ([], offset)
+    assert metrics_log.read_metrics(run_id, offset) == ([], offset)
     with open(path, "ab") as f:
         f.write(half[10:])
-    records, offset2 = runs.read_metrics(run_id, offset)
+    records, offset2 = metrics_log.read_metrics(run_id, offset)
     assert records == [json.loads(half)] and offset2 == len(first + half)
-    assert runs.read_metrics(run_id, offset2 + 1000)[0] == [json.loads(first), json.loads(half)]
+    assert metrics_log.read_metrics(run_id, offset2 + 1000)[0] == [
+        json.loads(first),
+        json.loads(half),
+    ]
 
 
 def test_truncate_metrics_drops_later_epochs(tiny):
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
     lines = [_line(kind=k, epoch=e, batch=b) for e in (1, 2, 3) for k, b in (("batch", 5),
              ("epoch", None))]  # fmt: skip
-    runs.run_paths(run_id).metrics.write_bytes(b"".join(lines) + b'{"kind": "ba')
-    kept = runs.truncate_metrics(run_id, 2)
+    store.run_paths(run_id).metrics.write_bytes(b"".join(lines) + b'{"kind": "ba')
+    kept = metrics_log.truncate_metrics(run_id, 2)
     assert [(r["kind"], r["epoch"]) for r in kept] == [
         ("batch", 1),
         ("epoch", 1),
         ("batch", 2),
         ("epoch", 2),
     ]
-    assert runs.read_metrics(run_id)[0] == kept
-    assert runs.read_status(run_id).history_rewrites == 1
-    runs.truncate_metrics(run_id, 2)  # nothing to drop: no rewrite
-    assert runs.read_status(run_id).history_rewrites == 1
+    assert metrics_log.read_metrics(run_id)[0] == kept
+    assert store.read_status(run_id).history_rewrites == 1
+    metrics_log.truncate_metrics(run_id, 2)  # nothing to drop: no rewrite
+    assert store.read_status(run_id).history_rewrites == 1
 
 
 def test_truncate_metrics_keeps_a_stopped_epoch_up_to_its_checkpoints_batch(tiny):
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
     lines = [_line(kind="batch", epoch=e, batch=b) for e in (1, 2) for b in (2, 4, 5)]
     lines.insert(3, _line(kind="epoch", epoch=1))
-    runs.run_paths(run_id).metrics.write_bytes(b"".join(lines))
+    store.run_paths(run_id).metrics.write_bytes(b"".join(lines))
     # Resuming from the checkpoint at batch 4 of epoch 2: its batch 5 was trained after it.
-    kept = runs.truncate_metrics(run_id, 1, batches=4)
+    kept = metrics_log.truncate_metrics(run_id, 1, batches=4)
     assert [(r["kind"], r["epoch"], r.get("batch")) for r in kept] == [
         ("batch", 1, 2), ("batch", 1, 4), ("batch", 1, 5), ("epoch", 1, None),
         ("batch", 2, 2), ("batch", 2, 4),
     ]  # fmt: skip
-    assert runs.read_metrics(run_id)[0] == kept
+    assert metrics_log.read_metrics(run_id)[0] == kept
 
 
 def test_metrics_csv(tiny):
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
-    with open(runs.run_paths(run_id).metrics, "ab") as f:
-        runs.append_metrics(f, {"kind": "epoch", "epoch": 1, "loss": float("nan"), "lr": 0.1})
-    rows = runs.metrics_csv(run_id).splitlines()
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
+    with open(store.run_paths(run_id).metrics, "ab") as f:
+        metrics_log.append_metrics(
+            f, {"kind": "epoch", "epoch": 1, "loss": float("nan"), "lr": 0.1}
+        )
+    rows = metrics_log.metrics_csv(run_id).splitlines()
     assert rows[0].startswith("kind,epoch,batch,step,loss,accuracy,mse")
     assert rows[1].startswith("epoch,1,,,,")  # NaN is written as an empty cell
 
@@ -328,35 +341,44 @@ def _fake_checkpoint(path, payload: bytes = b"x" * 5000) -> None:
 
 
 def test_latest_good_checkpoint_skips_a_damaged_last_one(tiny):
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
-    p = runs.run_paths(run_id)
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
+    p = store.run_paths(run_id)
     for epoch in (0, 1, 2, 3):
         _fake_checkpoint(p.checkpoint(epoch))
     (p.checkpoints / ".epoch-0004.123.tmp.keras").write_bytes(b"half")  # not a checkpoint
-    assert [e for e, _ in runs.checkpoints(run_id)] == [0, 1, 2, 3]
-    assert runs.latest_good_checkpoint(run_id) == (3, p.checkpoint(3))
+    assert [e for e, _ in checkpointing.checkpoints(run_id)] == [0, 1, 2, 3]
+    assert checkpointing.latest_good_checkpoint(run_id) == (3, p.checkpoint(3))
     data = p.checkpoint(3).read_bytes()
     p.checkpoint(3).write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
-    assert runs.latest_good_checkpoint(run_id) == (2, p.checkpoint(2))
+    assert checkpointing.latest_good_checkpoint(run_id) == (2, p.checkpoint(2))
     flipped = bytearray(p.checkpoint(2).read_bytes())
     flipped[200] ^= 0xFF  # a flipped bit inside the weights fails the CRC
     p.checkpoint(2).write_bytes(bytes(flipped))
-    assert runs.latest_good_checkpoint(run_id) == (1, p.checkpoint(1))
+    assert checkpointing.latest_good_checkpoint(run_id) == (1, p.checkpoint(1))
     p.checkpoint(1).unlink()
-    assert runs.latest_good_checkpoint(run_id) is None  # the untrained network does not count
+    assert (
+        checkpointing.latest_good_checkpoint(run_id) is None
+    )  # the untrained network does not count
 
 
 def test_mid_epoch_checkpoints_sort_by_the_training_in_them(tiny):
-    run_id = runs.create_run(runs.validate_config(tiny_config()))
-    p = runs.run_paths(run_id)
+    run_id = store.create_run(run_config.validate_config(tiny_config()))
+    p = store.run_paths(run_id)
     for epoch, batch in ((0, 0), (1, 0), (1, 7), (1, 30), (2, 0), (2, 3)):
         _fake_checkpoint(p.checkpoint(epoch, batch))
     assert p.checkpoint(1, 7).name == "epoch-0002-batch-0007.keras"  # 7 batches of epoch 2
     (p.checkpoints / "epoch-0000-batch-0003.keras").write_bytes(b"")  # no epoch 0 to be in
-    points = runs.resume_points(run_id)
+    points = checkpointing.resume_points(run_id)
     assert [c.position for c in points] == [(0, 0), (1, 0), (1, 7), (1, 30), (2, 0), (2, 3)]
-    assert [e for e, _ in runs.checkpoints(run_id)] == [0, 1, 2]  # replay: epoch ends only
-    assert runs.latest_good_checkpoint(run_id) == (2, p.checkpoint(2, 3))
-    runs.remove_mid_epoch_checkpoints(run_id, before=(2, 0))
-    assert [c.position for c in runs.resume_points(run_id)] == [(0, 0), (1, 0), (2, 0), (2, 3)]
-    assert runs.checkpoint_state(p.checkpoint(2, 3)) == {}  # a checkpoint without resume state
+    assert [e for e, _ in checkpointing.checkpoints(run_id)] == [0, 1, 2]  # replay: epoch ends only
+    assert checkpointing.latest_good_checkpoint(run_id) == (2, p.checkpoint(2, 3))
+    checkpointing.remove_mid_epoch_checkpoints(run_id, before=(2, 0))
+    assert [c.position for c in checkpointing.resume_points(run_id)] == [
+        (0, 0),
+        (1, 0),
+        (2, 0),
+        (2, 3),
+    ]
+    assert (
+        checkpointing.checkpoint_state(p.checkpoint(2, 3)) == {}
+    )  # a checkpoint without resume state

@@ -12,7 +12,9 @@ import keras
 import numpy as np
 import pytest
 
-from cnn_core import models, runs, sharing, trained
+from cnn_core import catalog
+from cnn_core.models import zoo
+from cnn_core.runs import metrics_log, run_config, sharing, store
 
 LAYERS = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "maxpool", "size": 2}]
 SHAPE = (12, 12, 1)
@@ -22,17 +24,17 @@ NAMES = ["a", "b", "c"]
 @pytest.fixture
 def finished_run(lab_home):
     """A finished run made by hand (no worker needed): model, evaluation and one epoch line."""
-    cfg = runs.RunConfig(
+    cfg = run_config.RunConfig(
         name="shared", dataset="user:tiny", model="custom", layers=LAYERS, epochs=1
     )
-    run_id = runs.create_run(cfg)
-    paths = runs.run_paths(run_id)
-    model = models.build_model("custom", SHAPE, 3, LAYERS)
+    run_id = store.create_run(cfg)
+    paths = store.run_paths(run_id)
+    model = zoo.build_model("custom", SHAPE, 3, LAYERS)
     model.save(paths.model)
     evaluation = {"accuracy": 0.5, "loss": 1.0, "input_shape": list(SHAPE), "class_names": NAMES}
-    runs.write_json_atomic(paths.evaluation, evaluation)
+    store.write_json_atomic(paths.evaluation, evaluation)
     paths.metrics.write_text(json.dumps({"kind": "epoch", "epoch": 1, "loss": 1.0}) + "\n")
-    runs.update_status(run_id, state="finished", seconds=3.0)
+    store.update_status(run_id, state="finished", seconds=3.0)
     return run_id, model
 
 
@@ -45,26 +47,33 @@ def test_export_then_import_gives_the_same_predictions(finished_run):
         "metrics.jsonl",
     }
     new_id = sharing.import_run(data)
-    assert new_id != run_id and runs.read_status(new_id).state == "finished"
+    assert new_id != run_id and store.read_status(new_id).state == "finished"
     x = np.random.default_rng(0).random((4, *SHAPE), dtype=np.float32)
-    again = trained.load_trained(f"run:{new_id}")
+    again = catalog.load_trained(f"run:{new_id}")
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
-    assert [r["epoch"] for r in runs.epoch_records(runs.read_metrics(new_id)[0])] == [1]
-    listed = [t for t in trained.list_trained("user:tiny") if t.key == f"run:{new_id}"]
+    assert [r["epoch"] for r in metrics_log.epoch_records(metrics_log.read_metrics(new_id)[0])] == [
+        1
+    ]
+    listed = [t for t in catalog.list_trained("user:tiny") if t.key == f"run:{new_id}"]
     assert listed and listed[0].class_names == tuple(NAMES)
 
 
 def test_an_imported_run_does_not_keep_the_other_machines_dataset_version(lab_home):
-    cfg = runs.RunConfig(dataset="mnist", model="custom", layers=LAYERS, epochs=1,
-                         dataset_fingerprint="source:keras-cache")  # full MNIST over there
-    run_id = runs.create_run(cfg)
-    paths = runs.run_paths(run_id)
-    models.build_model("custom", SHAPE, 3, LAYERS).save(paths.model)
-    runs.write_json_atomic(paths.evaluation, {"accuracy": 0.5, "input_shape": list(SHAPE),
+    cfg = run_config.RunConfig(
+        dataset="mnist",
+        model="custom",
+        layers=LAYERS,
+        epochs=1,
+        dataset_fingerprint="source:keras-cache",
+    )  # full MNIST over there
+    run_id = store.create_run(cfg)
+    paths = store.run_paths(run_id)
+    zoo.build_model("custom", SHAPE, 3, LAYERS).save(paths.model)
+    store.write_json_atomic(paths.evaluation, {"accuracy": 0.5, "input_shape": list(SHAPE),
                                               "class_names": NAMES})  # fmt: skip
-    runs.update_status(run_id, state="finished")
+    store.update_status(run_id, state="finished")
     imported = sharing.import_run(sharing.export_run(run_id))
-    assert runs.read_config(imported).dataset_fingerprint is None
+    assert store.read_config(imported).dataset_fingerprint is None
 
 
 def rewrite(data: bytes, **members: bytes) -> bytes:
@@ -106,13 +115,13 @@ def test_weights_of_another_architecture_are_refused(finished_run):
     meta["config"]["layers"] = [{"type": "conv", "filters": 9, "kernel": 5}]
     with pytest.raises(sharing.SharingError, match="do not fit"):
         sharing.import_run(rewrite(data, **{"run.json": json.dumps(meta).encode()}))
-    assert len(runs.list_runs()) == 1  # nothing half-imported
+    assert len(store.list_runs()) == 1  # nothing half-imported
 
 
 def test_not_a_zip_and_unfinished_runs_are_clear_errors(lab_home):
     with pytest.raises(sharing.SharingError, match="not a zip"):
         sharing.import_run(b"hello")
-    run_id = runs.create_run(runs.RunConfig(dataset="mnist", model="simple_convnet"))
+    run_id = store.create_run(run_config.RunConfig(dataset="mnist", model="simple_convnet"))
     with pytest.raises(sharing.SharingError, match="only a finished run"):
         sharing.export_run(run_id)
 
@@ -131,7 +140,7 @@ def test_a_zip_of_photos_is_named_in_one_sentence_not_listed(lab_home):
         'that "Share" downloads for a finished run on the Train page, and it holds only '
         "run.json, model.weights.h5 and metrics.jsonl."
     )
-    assert runs.list_runs() == []
+    assert store.list_runs() == []
 
 
 def no_space(*args, **kwargs):
@@ -152,7 +161,7 @@ def test_a_disk_that_fills_during_an_import_leaves_no_run(finished_run, monkeypa
     elif failing_write == "save the model":
         monkeypatch.setattr(keras.Model, "save", no_space)
     else:  # the last write: everything else of the run is on disk by then
-        monkeypatch.setattr(runs, "update_status", no_space)
+        monkeypatch.setattr(store, "update_status", no_space)
     with pytest.raises(sharing.SharingError, match=message):
         sharing.import_run(data)
-    assert [p.name for p in runs.runs_home().iterdir() if p.is_dir()] == [finished_run[0]]
+    assert [p.name for p in store.runs_home().iterdir() if p.is_dir()] == [finished_run[0]]

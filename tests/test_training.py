@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnn_core import paths, runs, training
+from cnn_core import settings
+from cnn_core.runs import checkpointing, metrics_log, pipeline, run_config, store, training
 from tests.test_runs import save_tiny_dataset, tiny_config
 
 LINEAR_LAYERS = [  # no activation to bound the weights: SGD at lr 10 overflows in 5 batches
@@ -28,11 +29,11 @@ def tiny(lab_home):
 
 
 def new_run(**changes) -> str:
-    return runs.create_run(runs.validate_config(tiny_config(**changes)))
+    return store.create_run(run_config.validate_config(tiny_config(**changes)))
 
 
 def records_of(run_id: str, kind: str) -> list[dict]:
-    return [r for r in runs.read_metrics(run_id)[0] if r["kind"] == kind]
+    return [r for r in metrics_log.read_metrics(run_id)[0] if r["kind"] == kind]
 
 
 def event_tags(folder) -> set[str]:
@@ -46,7 +47,7 @@ def event_tags(folder) -> set[str]:
 def test_a_run_trains_to_the_end_and_leaves_its_artefacts(tiny):
     run_id = new_run(epochs=2, metrics_every_batches=2)
     assert training.train_run(run_id) == 0
-    status = runs.read_status(run_id)
+    status = store.read_status(run_id)
     assert status.state == "finished", status.message
     assert status.last_checkpoint == 2 and status.params > 0 and status.seconds > 0
     epochs, batches = records_of(run_id, "epoch"), records_of(run_id, "batch")
@@ -65,13 +66,17 @@ def test_a_run_trains_to_the_end_and_leaves_its_artefacts(tiny):
         mean = sum(r["loss"] * n for r, n in zip(lines, (32, 32, 8), strict=True)) / 72
         assert mean == pytest.approx(epoch["loss"], rel=1e-4)
     assert all(0 <= r["accuracy"] <= 1 and math.isfinite(r["loss"]) for r in batches)
-    evaluation = runs.read_evaluation(run_id)
+    evaluation = store.read_evaluation(run_id)
     assert {"loss", "accuracy", "mse", "test_images"} <= set(evaluation)
     assert evaluation["test_images"] == 48
-    assert [e for e, _ in runs.checkpoints(run_id)] == [0, 1, 2]  # 0: the untrained network
-    model = keras.saving.load_model(runs.run_paths(run_id).model)
+    assert [e for e, _ in checkpointing.checkpoints(run_id)] == [
+        0,
+        1,
+        2,
+    ]  # 0: the untrained network
+    model = keras.saving.load_model(store.run_paths(run_id).model)
     assert model.layers[-1].name == "predictions"
-    tb = runs.run_paths(run_id).tensorboard
+    tb = store.run_paths(run_id).tensorboard
     assert {"epoch_loss", "epoch_accuracy", "epoch_mse", "epoch_learning_rate"} <= event_tags(
         tb / "train"
     )
@@ -82,38 +87,38 @@ def test_a_nan_loss_fails_the_run_with_advice(tiny):
     run_id = new_run(layers=LINEAR_LAYERS, optimizer="sgd", learning_rate=10.0, momentum=0.9,
                      batch_size=4, epochs=3)  # fmt: skip
     assert training.train_run(run_id) == 1
-    status = runs.read_status(run_id)
+    status = store.read_status(run_id)
     assert status.state == "failed"
     assert re.match(
         r"The loss became (NaN|infinite) at epoch 1, batch \d+\. The learning rate "
         r"10 is probably too high: try 1 or lower\.",
         status.message,
     ), status.message
-    assert [e for e, _ in runs.checkpoints(run_id)] == [0]  # NaN weights are never saved
+    assert [e for e, _ in checkpointing.checkpoints(run_id)] == [0]  # NaN weights are never saved
     assert records_of(run_id, "epoch") == []
 
 
 def test_a_failure_reaches_the_status(tiny):
     run_id = new_run()
-    (paths.lab_home() / "datasets" / "tiny.npz").unlink()
+    (settings.lab_home() / "datasets" / "tiny.npz").unlink()
     assert training.train_run(run_id) == 1
-    status = runs.read_status(run_id)
+    status = store.read_status(run_id)
     assert status.state == "failed" and "No saved dataset named 'tiny'" in status.message
 
 
 def test_a_stop_asked_before_the_start_trains_nothing(tiny):
     run_id = new_run()
-    runs.request_stop(run_id)
+    store.request_stop(run_id)
     assert training.train_run(run_id) == 0
-    assert runs.read_status(run_id).state == "stopped"
-    assert runs.read_metrics(run_id) == ([], 0)
+    assert store.read_status(run_id).state == "stopped"
+    assert metrics_log.read_metrics(run_id) == ([], 0)
 
 
 def test_resume_skips_a_damaged_checkpoint_and_keeps_the_optimizer_state(tiny):
     run_id = new_run(epochs=3, lr_schedule="cosine", learning_rate=0.01)
     assert training.train_run(run_id) == 0
-    p = runs.run_paths(run_id)
-    steps_per_epoch = runs.read_status(run_id).batches_per_epoch
+    p = store.run_paths(run_id)
+    steps_per_epoch = store.read_status(run_id).batches_per_epoch
     # Pretend the worker died during epoch 3 after writing a truncated checkpoint 2.
     p.checkpoint(3).unlink()
     p.model.unlink()
@@ -122,16 +127,16 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_the_optimizer_state(tiny):
     p.checkpoint(2).write_bytes(data[: len(data) // 3])
     stale = p.checkpoints / ".epoch-0003.999.tmp.keras"  # killed while saving epoch 3
     stale.write_bytes(data[:100])
-    runs.update_status(run_id, state="running", pid=1)
-    assert runs.read_status(run_id).state == "interrupted"
-    assert runs.latest_good_checkpoint(run_id)[0] == 1
+    store.update_status(run_id, state="running", pid=1)
+    assert store.read_status(run_id).state == "interrupted"
+    assert checkpointing.latest_good_checkpoint(run_id)[0] == 1
 
     assert training.train_run(run_id) == 0
-    assert runs.read_status(run_id).state == "finished"
+    assert store.read_status(run_id).state == "finished"
     assert [r["epoch"] for r in records_of(run_id, "epoch")] == [1, 2, 3]
     batch_keys = [(r["epoch"], r["batch"]) for r in records_of(run_id, "batch")]
     assert len(batch_keys) == len(set(batch_keys))
-    assert runs.read_status(run_id).history_rewrites == 1
+    assert store.read_status(run_id).history_rewrites == 1
     assert (p.checkpoints / "epoch-0002.keras.damaged").exists() and not stale.exists()
     model = keras.saving.load_model(p.model)
     # Continued from checkpoint 1's optimizer: one epoch's steps before, two after...
@@ -148,8 +153,8 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_the_optimizer_state(tiny):
 def test_split_validation_is_seeded_and_disjoint():
     x = np.arange(100).reshape(100, 1, 1, 1).astype(np.uint8)
     y = np.arange(100)
-    a = training.split_validation(x, y, 0.2, seed=3)
-    b = training.split_validation(x, y, 0.2, seed=3)
+    a = pipeline.split_validation(x, y, 0.2, seed=3)
+    b = pipeline.split_validation(x, y, 0.2, seed=3)
     assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
     assert len(a[2]) == 20 and not set(a[1]) & set(a[3])
     assert set(a[1]) | set(a[3]) == set(range(100))
@@ -158,10 +163,10 @@ def test_split_validation_is_seeded_and_disjoint():
 def test_make_dataset_scales_one_hots_and_augments():
     x = np.full((10, 12, 12, 1), 255, np.uint8)
     y = np.arange(10) % 3
-    cfg = runs.RunConfig(augment_shift=0.2, augment_rotate=15.0, augment_flip=True)
-    augment = training.make_augmenter(cfg, ink_on_dark=True)
+    cfg = run_config.RunConfig(augment_shift=0.2, augment_rotate=15.0, augment_flip=True)
+    augment = pipeline.make_augmenter(cfg, ink_on_dark=True)
     assert len(augment) == 3
-    ds = training.epoch_dataset(x, y, 3, 4, seed=1, epoch=1, augment=augment)
+    ds = pipeline.epoch_dataset(x, y, 3, 4, seed=1, epoch=1, augment=augment)
     images, labels = next(iter(ds))
     assert images.shape == (4, 12, 12, 1) and images.dtype == tf.float32
     assert float(tf.reduce_max(images)) <= 1.0 and float(tf.reduce_min(images)) >= 0.0
@@ -172,18 +177,18 @@ def test_make_dataset_scales_one_hots_and_augments():
 def test_zoom_changes_the_size_of_the_ink():
     x = np.zeros((8, 12, 12, 1), np.uint8)
     x[:, 4:8, 4:8] = 255  # a white square on black, like a digit
-    cfg = runs.RunConfig(augment_zoom=0.3)
-    augment = training.make_augmenter(cfg, ink_on_dark=True)
+    cfg = run_config.RunConfig(augment_zoom=0.3)
+    augment = pipeline.make_augmenter(cfg, ink_on_dark=True)
     assert [type(layer) for layer in augment] == [keras.layers.RandomZoom]
-    images, _ = next(iter(training.make_dataset(x, np.zeros(8, int), 3, 8, augment=augment)))
+    images, _ = next(iter(pipeline.make_dataset(x, np.zeros(8, int), 3, 8, augment=augment)))
     ink = tf.reduce_sum(images, axis=(1, 2, 3)).numpy()
     assert np.ptp(ink) > 1.0 and not np.allclose(ink, 16.0, atol=0.5)
 
 
 def test_label_smoothing_is_in_the_loss_of_the_saved_model(tiny):
     run_id = new_run(epochs=1, label_smoothing=0.2)
-    assert training.train_run(run_id) == 0, runs.read_status(run_id).message
-    model = keras.saving.load_model(runs.run_paths(run_id).model)
+    assert training.train_run(run_id) == 0, store.read_status(run_id).message
+    model = keras.saving.load_model(store.run_paths(run_id).model)
     certain = tf.constant([[1.0, 0.0, 0.0]])
     # Smoothed targets are 0.8667 / 0.0667 / 0.0667: even a certain, right answer costs.
     assert float(model.loss(certain, certain)) > 1.0
@@ -193,17 +198,17 @@ def test_label_smoothing_is_in_the_loss_of_the_saved_model(tiny):
 
 def test_json_metrics_never_hold_nan(tiny):
     run_id = new_run()
-    with open(runs.run_paths(run_id).metrics, "ab") as f:
-        runs.append_metrics(f, {"kind": "batch", "epoch": 1, "loss": float("inf")})
-    line = runs.run_paths(run_id).metrics.read_text()
+    with open(store.run_paths(run_id).metrics, "ab") as f:
+        metrics_log.append_metrics(f, {"kind": "batch", "epoch": 1, "loss": float("inf")})
+    line = store.run_paths(run_id).metrics.read_text()
     assert json.loads(line)["loss"] is None and "Infinity" not in line
 
 
 def test_mixed_precision_with_augmentation_trains_and_leaves_the_policy(tiny):
     run_id = new_run(epochs=1, mixed_precision=True, augment_shift=0.1, augment_rotate=10.0,
                      augment_flip=True)  # fmt: skip
-    assert training.train_run(run_id) == 0, runs.read_status(run_id).message
-    model = keras.saving.load_model(runs.run_paths(run_id).model)
+    assert training.train_run(run_id) == 0, store.read_status(run_id).message
+    model = keras.saving.load_model(store.run_paths(run_id).model)
     assert model.get_layer("conv1").dtype_policy.name == "mixed_bfloat16"
     assert model.layers[-1].dtype_policy.name == "float32"  # softmax stays precise
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored for this process

@@ -26,8 +26,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_core import inference, models, preprocess, trained
-from cnn_core.preprocess import ImageRejected
+from cnn_core import catalog
+from cnn_core.data import decoding
+from cnn_core.data.decoding import ImageRejected
+from cnn_core.explain import inference, preprocess
+from cnn_core.models import zoo
 from tests.imagegen import encode, png_chunk, png_from_samples, png_header_only, seven_on_paper
 
 SEED = 20261122
@@ -39,7 +42,7 @@ MUTATION_BASE_MAX_BYTES = 200_000  # bigger bases only slow the fuzz down
 CONFIGURED_PILLOW_CAP = 1_000_000  # a classroom server's lower Image.MAX_IMAGE_PIXELS
 EXTENSIONS = ("png", "jpg", "jpeg", "gif", "bmp", "webp")
 ORIENTATION_TAG = 0x0112
-# Each sentence ends by saying what to do; see the messages in cnn_core/preprocess.py.
+# Each sentence ends by saying what to do; see the messages in cnn_core/data/decoding.py.
 FIX_WORDS = ("Upload", "Resize", "Save")
 COLOUR_LAYERS = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "maxpool", "size": 2}]
 
@@ -376,11 +379,11 @@ def setups(tmp_path_factory) -> list[Setup]:
     """The shipped MNIST model as a fresh lab's Predict page gets it, and a colour model."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CNN_LAB_HOME", str(tmp_path_factory.mktemp("lab")))
-        choice = trained.list_trained("mnist")[0]
-        digits_model = trained.load_trained(choice.key)
+        choice = catalog.list_trained("mnist")[0]
+        digits_model = catalog.load_trained(choice.key)
     mnist_style = choice.ink_on_dark and tuple(choice.input_shape) == (28, 28, 1)
     assert mnist_style, "the shipped MNIST model should take the digit procedure"
-    colour_model = models.build_model("custom", (32, 32, 3), 10, COLOUR_LAYERS)
+    colour_model = zoo.build_model("custom", (32, 32, 3), 10, COLOUR_LAYERS)
     return [
         Setup("digits", inference.Predictor(digits_model), choice.input_shape, mnist_style),
         Setup("colour", inference.Predictor(colour_model), (32, 32, 3), False),
@@ -408,7 +411,7 @@ def check_probabilities(probs: np.ndarray) -> None:
 def predict_like_the_page(data: bytes, name: str, setups: list[Setup]) -> str:
     """Returns "predicted" or "rejected"; raises on anything the page would not survive."""
     try:
-        image = preprocess.decode_image(data, name)
+        image = decoding.decode_image(data, name)
     except ImageRejected as exc:
         check_message(str(exc), name)
         return "rejected"
@@ -484,7 +487,7 @@ def test_exif_rotated_jpeg_decodes_upright(orientation):
     quadrants[:16, 16:] = (0, 0, 220)
     quadrants[16:, :32] = (0, 180, 0)
     quadrants[16:, 32:] = (250, 250, 250)
-    decoded = preprocess.decode_image(jpeg_with_orientation(quadrants, orientation), "a.jpg")
+    decoded = decoding.decode_image(jpeg_with_orientation(quadrants, orientation), "a.jpg")
     pixels = np.asarray(decoded, np.int16)
     assert pixels.shape == quadrants.shape
     assert np.abs(pixels - quadrants).mean() < 4
@@ -496,7 +499,7 @@ def test_exif_rotated_digit_predicts_as_the_upright_one(setups, orientation):
     upright = np.asarray(seven_on_paper(120, 160).convert("L"))
 
     def model_input(data: bytes) -> np.ndarray:
-        image = preprocess.decode_image(data, "seven.jpg")
+        image = decoding.decode_image(data, "seven.jpg")
         return preprocess.prepare_upload(image, digits.input_shape, True).model_input
 
     expected = model_input(jpeg_with_orientation(upright, 1))
@@ -514,7 +517,7 @@ def test_exif_rotated_digit_predicts_as_the_upright_one(setups, orientation):
 
 def test_a_bomb_just_over_the_cap_shows_the_exact_counts():
     with pytest.raises(ImageRejected) as caught:
-        preprocess.decode_image(png_header_only(6_325, 6_325), "photo.png")
+        decoding.decode_image(png_header_only(6_325, 6_325), "photo.png")
     assert str(caught.value) == (
         "photo.png: the image is 6325×6325 = 40,005,625 pixels, over the 40,000,000 pixel "
         "limit. Resize it below that and upload again."
@@ -526,5 +529,5 @@ def test_pillow_bomb_warning_becomes_a_rejection_not_a_log_line():
     with warnings.catch_warnings(record=True) as caught, pillow_cap(CONFIGURED_PILLOW_CAP):
         warnings.simplefilter("always")
         with pytest.raises(ImageRejected, match=r"1100×1000 = 1\.1 million pixels, over the 1"):
-            preprocess.decode_image(data, "capped.png")
+            decoding.decode_image(data, "capped.png")
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]

@@ -1,0 +1,303 @@
+"""The command line: ``python -m cnn_core COMMAND``, the same code paths as the app.
+
+    python -m cnn_core train --dataset mnist --model simple_convnet --epochs 3 --wait
+    python -m cnn_core runs
+    python -m cnn_core show RUN_ID
+    python -m cnn_core stop RUN_ID
+    python -m cnn_core resume RUN_ID --wait
+    python -m cnn_core rename RUN_ID "a name that tells it apart"
+    python -m cnn_core delete RUN_ID
+    python -m cnn_core datasets
+    python -m cnn_core datasets delete flowers
+    python -m cnn_core download fashion_mnist
+
+User errors print one line on stderr and exit with code 1, never a traceback.
+TensorFlow is imported only by commands that need it (train validates with the model zoo,
+worker trains), so listing runs or datasets is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from cnn_core.runs import jobs, metrics_log, run_config, store
+
+FOLLOW_POLL_S = 0.5
+PRECISIONS = {"auto": None, "float32": False, "bfloat16": True}  # --precision -> mixed_precision
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 1."""
+
+
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _epoch_line(rec: dict) -> str:
+    partial = " (partial)" if rec.get("partial") else ""
+    return (
+        f"epoch {rec['epoch']}{partial}: loss {_fmt(rec.get('loss'))} "
+        f"acc {_fmt(rec.get('accuracy'))} val_loss {_fmt(rec.get('val_loss'))} "
+        f"val_acc {_fmt(rec.get('val_accuracy'))} {_fmt(rec.get('images_per_s'), '.0f')} img/s "
+        f"{_fmt(rec.get('seconds'), '.1f')} s"
+    )
+
+
+def follow(run_id: str, out: TextIO | None = None) -> int:
+    """Prints a run's epoch lines until it ends; returns 0 when it finished or stopped."""
+    out = out or sys.stdout
+    offset, rewrites = 0, None
+    while True:
+        status = store.read_status(run_id)
+        if status.history_rewrites != rewrites:  # a resume rewrote the log: read it all again
+            offset, rewrites = 0, status.history_rewrites
+        records, offset = metrics_log.read_metrics(run_id, offset)
+        for rec in metrics_log.epoch_records(records):
+            print(_epoch_line(rec), file=out, flush=True)
+        if not status.active:
+            break
+        time.sleep(FOLLOW_POLL_S)
+    evaluation = store.read_evaluation(run_id) if status.state == "finished" else None
+    if evaluation:
+        print(f"test: loss {_fmt(evaluation.get('loss'))} "
+              f"accuracy {_fmt(evaluation.get('accuracy'))}", file=out)  # fmt: skip
+    print(f"{status.state}: {status.message}", file=out, flush=True)
+    return EXIT_OK if status.state in ("finished", "stopped") else EXIT_ERROR
+
+
+def _layers(text: str | None) -> list | None:
+    if text is None:
+        return None
+    try:
+        if text.startswith("@"):
+            with open(text[1:]) as f:
+                return json.load(f)
+        return json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--layers must be a JSON list or @file.json ({exc}).") from exc
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.config:
+        try:
+            with open(args.config) as f:
+                base = run_config.RunConfig.from_dict(json.load(f))
+        except (OSError, ValueError) as exc:
+            raise CliError(f"Cannot read {args.config}: {exc}") from exc
+    else:
+        base = run_config.RunConfig()
+    options = {
+        "name": args.name, "dataset": args.dataset, "dataset_source": args.source,
+        "model": args.model, "layers": _layers(args.layers), "optimizer": args.optimizer,
+        "learning_rate": args.lr, "momentum": args.momentum, "batch_size": args.batch_size,
+        "epochs": args.epochs, "validation_split": args.validation_split,
+        "lr_schedule": args.lr_schedule, "augment_shift": args.augment_shift,
+        "augment_rotate": args.augment_rotate, "augment_zoom": args.augment_zoom,
+        "augment_flip": args.augment_flip or None, "label_smoothing": args.label_smoothing,
+        "seed": args.seed,
+        "mixed_precision": PRECISIONS[args.precision],
+    }  # fmt: skip
+    changes = {k: v for k, v in options.items() if v is not None}
+    cfg = run_config.RunConfig.from_dict({**base.to_dict(), **changes})
+    run_id = jobs.start_run(cfg)
+    print(run_id, flush=True)
+    return follow(run_id) if args.wait else EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    jobs.resume_run(args.run_id)
+    print(args.run_id, flush=True)
+    return follow(args.run_id) if args.wait else EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    status = jobs.stop_run(args.run_id)
+    print(f"{args.run_id}: {status.state}")
+    return EXIT_OK
+
+
+RUNS_COLUMNS = ("state", "epochs", "best val. accuracy", "test accuracy", "name")
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from cnn_core.runs import runboard  # the same reading of the runs as the Train page's table
+
+    rows = [("RUN", *(c.upper() for c in RUNS_COLUMNS))]
+    for r in runboard.board():
+        record = runboard.table_record(r)
+        rows.append((r.id, *(record[c] for c in RUNS_COLUMNS)))
+    if len(rows) == 1:
+        print(f"No runs yet in {store.runs_home()}.")
+        return EXIT_OK
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    print(f"{args.run_id}: {store.rename_run(args.run_id, args.name)}")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    name = store.run_name(args.run_id)
+    store.delete_run(args.run_id)
+    print(f"deleted {args.run_id} ({name})")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    cfg, status = store.read_config(args.run_id), store.read_status(args.run_id)
+    print(f"run {args.run_id}: {store.run_name(args.run_id)}")
+    print(f"state: {status.state}: {status.message}")
+    print("config: " + json.dumps(cfg.to_dict()))
+    records, _ = metrics_log.read_metrics(args.run_id)
+    for rec in metrics_log.epoch_records(records):
+        print("  " + _epoch_line(rec))
+    evaluation = store.read_evaluation(args.run_id)
+    if evaluation:
+        print(f"test: loss {_fmt(evaluation.get('loss'))} "
+              f"accuracy {_fmt(evaluation.get('accuracy'))}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from cnn_core.data import datasets
+
+    if args.action == "delete":
+        return _delete_dataset(args.name)
+    for name in datasets.list_datasets():
+        print(f"{name}: {datasets.dataset_title(name)}")
+        for s in datasets.dataset_status(name):
+            mark = "ready  " if s.available else "missing"
+            print(f"  [{mark}] {s.source}: {s.description} ({s.detail})")
+    return EXIT_OK
+
+
+def _delete_dataset(name: str | None) -> int:
+    from cnn_core.data import datasets, userdata
+    from cnn_core.data.dataset import USER_PREFIX
+    from cnn_core.runs import dataset_use
+
+    if not name:
+        raise CliError("Name the dataset to delete: python -m cnn_core datasets delete NAME.")
+    title = datasets.dataset_title(USER_PREFIX + userdata.user_slug(name))
+    used = dataset_use.delete_dataset(name)
+    print(f"Deleted {title}.")
+    if used:
+        print(f"Runs that trained on it (their evaluation now says it is gone): {', '.join(used)}")
+    return EXIT_OK
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from cnn_core.data import datasets
+
+    def progress(done: int, total: int | None) -> None:
+        of = f" of {total / 2**20:.1f}" if total else ""
+        print(f"\r{done / 2**20:.1f}{of} MB", end="", file=sys.stderr, flush=True)
+
+    path = datasets.download_dataset(args.dataset, progress)
+    print(file=sys.stderr)
+    print(f"{args.dataset}: downloaded to {path}")
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    return jobs.run_worker(args.run_id)
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="start a training run (queued behind running ones)")
+    p.add_argument("--config", help="a JSON file of RunConfig fields; options override it")
+    p.add_argument("--dataset", help="e.g. mnist, fashion_mnist, cifar10, user:NAME")
+    p.add_argument("--source", help="force a dataset source, e.g. embedded")
+    p.add_argument("--model", help="e.g. simple_convnet, lenet5, resnet, custom")
+    p.add_argument("--layers", help="custom model layers: JSON list, or @file.json")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate (default: the model's)")
+    p.add_argument("--optimizer", choices=run_config.OPTIMIZERS)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--lr-schedule", choices=run_config.LR_SCHEDULES)
+    p.add_argument("--validation-split", type=float)
+    p.add_argument("--augment-shift", type=float)
+    p.add_argument("--augment-rotate", type=float)
+    p.add_argument("--augment-zoom", type=float)
+    p.add_argument("--augment-flip", action="store_true")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
+                   help="auto: bfloat16 where the CPU has it natively, else float32")  # fmt: skip
+    p.add_argument("--seed", type=int)
+    p.add_argument("--name")
+    p.add_argument("--wait", action="store_true", help="follow progress until the end")
+    p.set_defaults(func=cmd_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cnn_core", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    simple: list[tuple[str, str, Callable]] = [
+        ("stop", "stop a run after its current batch (it can be resumed)", cmd_stop),
+        ("show", "a run's config, status and epochs", cmd_show),
+        ("delete", "delete a run that is not training (weights, checkpoints, curves)", cmd_delete),
+        ("worker", "internal: the worker process of a run", cmd_worker),
+    ]
+    for name, text, func in simple:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run_id")
+        p.set_defaults(func=func)
+    p = sub.add_parser("resume", help="continue a stopped or interrupted run")
+    p.add_argument("run_id")
+    p.add_argument("--wait", action="store_true", help="follow progress until the end")
+    p.set_defaults(func=cmd_resume)
+    p = sub.add_parser("rename", help="give a run a name of your own")
+    p.add_argument("run_id")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_rename)
+    sub.add_parser("runs", help="a table of all runs").set_defaults(func=cmd_runs)
+    p = sub.add_parser("datasets", help="each dataset's sources and availability; "
+                       "`datasets delete NAME` deletes an imported one")  # fmt: skip
+    p.add_argument("action", nargs="?", choices=["list", "delete"], default="list")
+    p.add_argument("name", nargs="?", help="the imported dataset to delete, e.g. flowers")
+    p.set_defaults(func=cmd_datasets)
+    p = sub.add_parser("download", help="download a dataset's official files")
+    p.add_argument("dataset")
+    p.set_defaults(func=cmd_download)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that are the user's to fix (ConfigError and ModelError are
+    ValueErrors); the dataset module's only when a command imported it, to keep
+    `runs` and `worker` quick to start."""
+    errors: list[type[BaseException]] = [CliError, store.RunError, ValueError]
+    loaded = sys.modules.get("cnn_core.datasets")
+    if loaded is not None:
+        errors.append(loaded.DatasetError)
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one command; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if args.command in ("train", "resume"):
+            print("\nStopped following; the run goes on. Stop it with: "
+                  "python -m cnn_core stop RUN_ID", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED

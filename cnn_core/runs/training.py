@@ -1,0 +1,281 @@
+"""The training loop inside a worker process: data pipeline, model, and the callbacks that
+write the run directory (metrics, status, checkpoints, stop flag).
+
+A stop loses no training: the order of an epoch's images is a pure function of (random seed,
+epoch) and each batch's augmentation one of (seed, epoch, batch), so a stop at batch k saves
+a mid-epoch checkpoint and a resume trains batches k+1... of the same epoch as if nothing
+had happened. Each epoch is one ``model.fit`` call: Keras keeps the traced train step, so
+this and the epoch's pipeline cost about 25 ms per epoch (a tiny model, 32 batches: 278
+against 254 ms per epoch with one fit for all epochs).
+
+``train_run(run_id)`` trains a run from scratch or resumes it from its newest intact
+checkpoint, and always leaves a final status: finished, stopped or failed (with a message
+for people and the traceback in worker.log). Callers hold the run's worker lock (see
+``jobs.run_worker``); this module is imported only once a worker has its turn, because
+importing TensorFlow costs hundreds of megabytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+import traceback
+
+import keras
+import tensorflow as tf
+
+from cnn_core.data import versions
+from cnn_core.data.dataset import Dataset, DatasetError
+from cnn_core.models import batchnorm, input_limits, zoo
+from cnn_core.runs import checkpointing, metrics_log, run_config, store
+from cnn_core.runs.callbacks import (
+    METRIC_KEYS,
+    DivergenceGuard,
+    EpochCheckpoint,
+    EpochSummaries,
+    EpochValidation,
+    MetricsWriter,
+    Progress,
+    ProgressTracker,
+    StopOnRequest,
+)
+from cnn_core.runs.checkpointing import (
+    DiskFullError,
+    _disk_full_message,
+    load_checkpoint,
+    restore_rng_states,
+    save_checkpoint,
+    save_model_atomic,
+)
+from cnn_core.runs.pipeline import (
+    configure_threads,
+    epoch_dataset,
+    make_augmenter,
+    make_dataset,
+    split_validation,
+)
+
+EVAL_BATCH_SIZE = 256  # evaluation needs no gradients, so larger batches are cheap
+MIXED_POLICY = "mixed_bfloat16"
+
+
+# ---------------------------------------------------------------- model
+
+
+def make_optimizer(cfg: run_config.RunConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    """The optimizer of the config, with the cosine schedule spanning all epochs if asked."""
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = cfg.learning_rate
+    if cfg.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, max(1, total_steps))
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if cfg.optimizer == "adamax":
+        return keras.optimizers.Adamax(lr)
+    return keras.optimizers.SGD(lr, momentum=cfg.momentum)
+
+
+def compile_model(
+    model: keras.Model, optimizer: keras.optimizers.Optimizer, label_smoothing: float = 0.0
+) -> None:
+    """Compiles for training; batch norm then trains with the fused kernel (batchnorm.py).
+    The loss is saved with the model, so a resumed run keeps its label smoothing."""
+    batchnorm.use_fused_batch_norm(model)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy", "mse"])
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _strategy_scope(cfg: run_config.RunConfig):
+    if cfg.distribute == "mirrored":
+        return tf.distribute.MirroredStrategy().scope()
+    return contextlib.nullcontext()
+
+
+def _failure_message(exc: BaseException) -> str:
+    if isinstance(
+        exc, (run_config.ConfigError, DatasetError, input_limits.ModelError, DiskFullError)
+    ):
+        return str(exc)
+    if isinstance(exc, (MemoryError, tf.errors.ResourceExhaustedError)):
+        return "Out of memory: try a smaller batch size or a smaller model."
+    if isinstance(exc, OSError) and exc.errno in store.FULL_DISK_ERRNOS:
+        return _disk_full_message(exc, "a file of the run", "after the last checkpoint")
+    return f"{type(exc).__name__}: {exc} (the traceback is in worker.log)."
+
+
+def _remove_stale_temps(run_id: str) -> None:
+    """Deletes half-written checkpoints of a worker that was killed while saving."""
+    for tmp in store.run_paths(run_id).checkpoints.glob(".*.tmp.keras"):
+        tmp.unlink(missing_ok=True)
+
+
+def _prepare_model(
+    run_id: str, cfg: run_config.RunConfig, data: Dataset, steps: int
+) -> tuple[keras.Model, checkpointing.Checkpoint | None]:
+    """The newest loadable checkpoint and its RNG states, or a fresh compiled model (None)."""
+    _remove_stale_temps(run_id)
+    with _strategy_scope(cfg):
+        loaded = load_checkpoint(run_id)
+        if loaded is not None:
+            model, ckpt = loaded
+            batchnorm.use_fused_batch_norm(model)  # a loaded model is plain Keras
+            restore_rng_states(model, checkpointing.checkpoint_state(ckpt.path).get("rng_states"))
+            return model, ckpt
+        model = zoo.build_model(cfg.model, data.input_shape, data.num_classes, cfg.layers)
+        compile_model(model, make_optimizer(cfg, steps), cfg.label_smoothing)
+        # Built now (as fit would at its first step), so the epoch-0 checkpoint holds the
+        # optimizer's slots and a resume from it loads them without a warning.
+        model.optimizer.build(model.trainable_variables)
+        return model, None
+
+
+def _resume_state(run_id: str, epoch: int, batch: int) -> tuple[float | None, float]:
+    """Drops the records after the resume point; returns (best val accuracy, seconds) kept."""
+    kept = metrics_log.epoch_records(metrics_log.truncate_metrics(run_id, epoch, batch))
+    vals = [r["val_accuracy"] for r in kept if r.get("val_accuracy") is not None]
+    return (max(vals) if vals else None), float(sum(r.get("seconds") or 0 for r in kept))
+
+
+def _start_message(epoch: int, batch: int) -> str:
+    if batch:
+        return f"Resumed at batch {batch + 1} of epoch {epoch + 1}."
+    return f"Resumed after epoch {epoch}." if epoch else "Training."
+
+
+def _evaluate(run_id: str, model: keras.Model, data: Dataset, epoch: int) -> dict:
+    t0 = time.perf_counter()
+    test_ds = make_dataset(data.x_test, data.y_test, data.num_classes, EVAL_BATCH_SIZE)
+    result = model.evaluate(test_ds, verbose=0, return_dict=True)
+    evaluation = {k: float(result[k]) for k in METRIC_KEYS if k in result}
+    evaluation.update(test_images=len(data.x_test), epoch=epoch,
+                      seconds=time.perf_counter() - t0, t=time.time(),
+                      # what a page needs to list and use the model without loading the data
+                      input_shape=list(data.input_shape), class_names=list(data.class_names),
+                      ink_on_dark=data.ink_on_dark)  # fmt: skip
+    store.write_json_atomic(store.run_paths(run_id).evaluation, evaluation)
+    return evaluation
+
+
+def _callbacks(
+    run_id: str, cfg: run_config.RunConfig, progress: Progress, val_ds, writer: MetricsWriter
+) -> list:
+    # Order matters: validation adds val_* to the logs that the writers after it record.
+    return [
+        ProgressTracker(progress),
+        StopOnRequest(run_id, progress),
+        DivergenceGuard(progress, cfg.learning_rate),
+        EpochValidation(val_ds, progress),
+        writer,
+        EpochCheckpoint(run_id, progress, cfg.checkpoint_every_epochs),
+        EpochSummaries(store.run_paths(run_id).tensorboard, progress),
+    ]
+
+
+def _fit(run_id: str, cfg: run_config.RunConfig, data: Dataset) -> int:
+    x_tr, y_tr, x_val, y_val = split_validation(
+        data.x_train, data.y_train, cfg.validation_split, cfg.seed
+    )
+    batches_per_epoch = math.ceil(len(x_tr) / cfg.batch_size)
+    model, ckpt = _prepare_model(run_id, cfg, data, cfg.epochs * batches_per_epoch)
+    done, first_batch = ckpt.position if ckpt else (0, 0)
+    state = checkpointing.checkpoint_state(ckpt.path) if ckpt and first_batch else {}
+    best, seconds = _resume_state(run_id, done, first_batch)
+    progress = Progress(batches_per_epoch, len(x_tr), cfg.batch_size, cfg.epochs,
+                        epoch=done, best_val_accuracy=best, seconds=seconds)  # fmt: skip
+    store.update_status(
+        run_id, epoch=done + 1 if first_batch else done, batch=first_batch,
+        batches_per_epoch=batches_per_epoch, params=int(model.count_params()),
+        last_checkpoint=done or None, best_val_accuracy=best, seconds=seconds,
+        message=_start_message(done, first_batch),
+    )  # fmt: skip
+    if store.stop_requested(run_id):
+        store.update_status(run_id, state="stopped", message="Stopped before training started.",
+                           finished=time.time())  # fmt: skip
+        return 0
+    if ckpt is None:  # the untrained network, for replay ("filters start as noise")
+        save_checkpoint(run_id, model, 0)
+    augment = make_augmenter(cfg, data.ink_on_dark)
+    val_ds = make_dataset(x_val, y_val, data.num_classes, EVAL_BATCH_SIZE) if len(x_val) else None
+    writer = MetricsWriter(run_id, progress, cfg.metrics_every_batches)
+    callbacks = _callbacks(run_id, cfg, progress, val_ds, writer)
+    try:
+        for epoch in range(done, cfg.epochs):  # 0-based, as Keras counts
+            progress.start_part(first_batch if epoch == done else 0, state)
+            train_ds = epoch_dataset(
+                x_tr, y_tr, data.num_classes, cfg.batch_size, seed=cfg.seed, epoch=epoch + 1,
+                first_batch=progress.first_batch, augment=augment,
+            )  # fmt: skip
+            model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=0, shuffle=False,
+                      callbacks=callbacks)  # fmt: skip
+            if progress.stopping or progress.failure:
+                break
+    finally:
+        for callback in callbacks:
+            if hasattr(callback, "close"):
+                callback.close()
+    return _finish(run_id, model, data, progress)
+
+
+def _finish(run_id: str, model: keras.Model, data: Dataset, progress: Progress) -> int:
+    if progress.failure:
+        store.update_status(run_id, state="failed", message=progress.failure,
+                           finished=time.time(), eta_s=None)  # fmt: skip
+        return 1
+    if progress.stopping:
+        p = progress
+        where = (f"at batch {p.batches} of {p.batches_per_epoch} in epoch {p.epoch}; Resume "
+                 f"continues with batch {p.batches + 1}" if p.partial
+                 else f"after epoch {p.epoch}; resume to continue")  # fmt: skip
+        store.update_status(run_id, state="stopped", finished=time.time(), eta_s=None,
+                           message=f"Stopped {where}.")  # fmt: skip
+        return 0
+    store.update_status(run_id, message="Evaluating on the test images.", eta_s=None)
+    evaluation = _evaluate(run_id, model, data, progress.epoch)
+    save_model_atomic(model, store.run_paths(run_id).model)
+    store.update_status(
+        run_id, state="finished", finished=time.time(),
+        message=f"Finished: test accuracy {evaluation.get('accuracy', float('nan')):.2%}.",
+    )  # fmt: skip
+    return 0
+
+
+def train_run(run_id: str) -> int:
+    """Trains a run from scratch, or resumes it after its newest intact checkpoint.
+
+    Resuming drops the metrics of any epoch after that checkpoint first, so the history
+    continues without a gap or a duplicate. The caller should hold the run's worker lock.
+
+    Args:
+        run_id: a run created by ``store.create_run``.
+
+    Returns:
+        The worker's exit code: 0 when finished or stopped, 1 when failed. Every outcome
+        is also written to status.json; a failure's traceback goes to stderr (worker.log).
+    """
+    store.update_status(run_id, state="running", pid=os.getpid(), started=time.time(),
+                       finished=None, message="Loading the data and the model.")  # fmt: skip
+    policy = keras.mixed_precision.dtype_policy()
+    try:
+        cfg = store.read_config(run_id)
+        configure_threads(cfg.threads)
+        if cfg.mixed_precision:
+            keras.mixed_precision.set_dtype_policy(MIXED_POLICY)
+        keras.utils.set_random_seed(cfg.seed)
+        data = versions.load_dataset_version(
+            cfg.dataset, cfg.dataset_fingerprint, source=cfg.dataset_source
+        )
+        cfg = run_config.validate_config(
+            cfg, train_size=len(data.x_train), input_shape=data.input_shape
+        )
+        return _fit(run_id, cfg, data)
+    except Exception as exc:  # any failure must reach status.json, never die silently
+        traceback.print_exc()
+        store.update_status(run_id, state="failed", message=_failure_message(exc),
+                           finished=time.time(), eta_s=None)  # fmt: skip
+        return 1
+    finally:
+        keras.mixed_precision.set_dtype_policy(policy)  # matters when called in-process
