@@ -6,8 +6,6 @@ in the session and reload the model from a cache.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 
 from cnn_core.data import versions
@@ -15,43 +13,18 @@ from cnn_core.data.dataset import DatasetError
 from cnn_core.models import shipped
 from cnn_core.runs import checkpointing, store
 
-PRETRAINED_PREFIX = "pretrained:"
-RUN_PREFIX = "run:"
+PRETRAINED_PREFIX = shipped.PRETRAINED_PREFIX
+RUN_PREFIX = shipped.RUN_PREFIX
+TrainedModel = shipped.TrainedModel  # the one record type; defined below the catalog
 
 
 class TrainedModelError(Exception):
     """A trained model cannot be found or loaded; the message says what to do."""
 
 
-@dataclass(frozen=True)
-class TrainedModel:
-    """What a page needs to know about a trained model before loading it."""
-
-    key: str
-    label: str
-    dataset: str
-    input_shape: tuple[int, int, int]
-    class_names: tuple[str, ...]
-    ink_on_dark: bool
-    test_accuracy: float | None
-    dataset_fingerprint: str | None = None  # the version of a user dataset a run trained on
-
-
-def _from_pretrained(info: shipped.Pretrained) -> TrainedModel:
-    return TrainedModel(
-        key=PRETRAINED_PREFIX + info.key,
-        label=f"Pretrained {info.model} ({info.test_accuracy:.1%} test accuracy)",
-        dataset=info.dataset,
-        input_shape=info.input_shape,
-        class_names=info.class_names,
-        ink_on_dark=info.ink_on_dark,
-        test_accuracy=info.test_accuracy,
-    )
-
-
 def list_trained(dataset: str | None = None) -> list[TrainedModel]:
     """Finished runs first (newest first), then the shipped models, for one dataset or all."""
-    return _finished_runs(dataset) + [_from_pretrained(p) for p in shipped.list_pretrained(dataset)]
+    return _finished_runs(dataset) + shipped.list_pretrained(dataset)
 
 
 def _finished_runs(dataset: str | None) -> list[TrainedModel]:
@@ -76,6 +49,7 @@ def _finished_runs(dataset: str | None) -> list[TrainedModel]:
                 ink_on_dark=meta[2],
                 test_accuracy=info.test_accuracy,
                 dataset_fingerprint=cfg.dataset_fingerprint,
+                model=cfg.model,
             )
         )
     return out
@@ -104,9 +78,8 @@ def load_trained(key: str) -> keras.Model:
         TrainedModelError: unknown key, or a missing/damaged file.
     """
     if key.startswith(PRETRAINED_PREFIX):
-        name = key[len(PRETRAINED_PREFIX) :]
         for info in shipped.list_pretrained():
-            if info.key == name:
+            if info.key == key:
                 try:
                     return shipped.load_pretrained(info)
                 except shipped.PretrainedError as exc:
