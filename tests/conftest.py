@@ -44,7 +44,7 @@ def lab_home(tmp_path, monkeypatch):
 @pytest.fixture
 def replay_run(lab_home):
     """A finished run on a tiny 12×12 dataset with checkpoints after epochs 1, 2 and 3."""
-    from tests.test_runs import train_tiny_run
+    from tests.runs.test_runs import train_tiny_run
 
     return train_tiny_run(epochs=3)
 

@@ -24,7 +24,7 @@ from cnn_core.data.dataset import (
     DatasetUnavailable,
 )
 from cnn_core.runs import checkpointing, dataset_use, jobs, run_config, store
-from tests.test_runs import TINY_LAYERS
+from tests.runs.test_runs import TINY_LAYERS
 
 
 def small_dataset(classes: int = 2, n: int = 24, seed: int = 0) -> Dataset:

@@ -1,6 +1,6 @@
 """The run directory: config validation, safe run ids, status liveness, metrics, checkpoints.
 
-No worker process here; tests/test_jobs.py drives real ones. The helpers at the top build
+No worker process here; tests/runs/test_jobs.py drives real ones. The helpers at the top build
 a tiny saved dataset ("user:tiny", 12x12x1, 3 classes) that the other engine tests share.
 """
 

@@ -20,8 +20,8 @@ import pytest
 from cnn_core.runs import checkpointing, jobs, store
 from tests.browser_helpers import poll_until
 from tests.conftest import REPO, open_page
-from tests.test_jobs import assert_unbroken_history
-from tests.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
+from tests.runs.test_jobs import assert_unbroken_history
+from tests.runs.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
 
 RUN_TIMEOUT_S = 120.0
 ENDED = ("finished", "stopped", "failed", "interrupted")

@@ -9,7 +9,7 @@ import pytest
 from cnn_core import settings
 from cnn_core.runs import checkpointing, jobs, metrics_log, run_config, store
 from tests.browser_helpers import poll_until
-from tests.test_runs import save_tiny_dataset, tiny_config
+from tests.runs.test_runs import save_tiny_dataset, tiny_config
 
 STOP_BOUND_S = 10.0  # "within a few seconds", with headroom for a loaded CI machine
 RUN_TIMEOUT_S = 240.0

@@ -2,8 +2,8 @@
 
 References: Keras itself (built shapes, ``count_params``, the printed ``model.summary()``)
 and the parameter counts the source documents publish (cnn_core.sources). Run alone with
-``python -m pytest tests/test_models.py``; ``PYTHONPATH=. python tests/test_models.py``
-prints the parameter counts and a rough seconds-per-epoch estimate per zoo model instead.
+``python -m pytest tests/models/test_models.py``;
+``PYTHONPATH=. python tests/models/test_models.py`` prints the parameter counts and a rough seconds-per-epoch estimate per zoo model instead.
 """
 
 from __future__ import annotations
@@ -557,7 +557,7 @@ def test_layers_are_required_for_custom_and_refused_elsewhere():
         build_model("vgg", (28, 28, 1), NUM_CLASSES, DEFAULT_CUSTOM_LAYERS)
 
 
-# --- Measurement, not a test: python tests/test_models.py -------------------------------------
+# --- Measurement, not a test: python tests/models/test_models.py ---------------------------------
 def measure_epoch_seconds(steps: int = 5) -> None:
     """Prints parameters and a rough seconds/epoch per zoo model at batch 128.
 

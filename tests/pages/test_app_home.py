@@ -75,7 +75,7 @@ def test_a_dataset_in_the_address_that_does_not_exist_is_ignored(lab_home):
 
 def test_the_model_chosen_survives_a_new_session_through_the_address(lab_home):
     from tests.conftest import open_page
-    from tests.test_runs import train_tiny_run
+    from tests.runs.test_runs import train_tiny_run
 
     first, second = train_tiny_run(epochs=1), train_tiny_run(epochs=1)
     at = open_page("predict", "user:tiny")

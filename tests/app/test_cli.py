@@ -11,9 +11,9 @@ import pytest
 from cnn_core.cli import main
 from cnn_core.data import readers
 from cnn_core.runs import run_config, store
-from tests.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
+from tests.runs.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ and for a colour model. Each file must either predict (finite probabilities that
 or for the digit model a "No digit found" saying why) or be rejected with a sentence that
 names the file and says what to do; any other
 exception fails the test. The corpus is seeded, so the counts are the same on every run:
-`./test.sh tests/test_upload_fuzz.py -s` prints them as a table for RELIABILITY.md.
+`./test.sh tests/explain/test_upload_fuzz.py -s` prints them as a table for RELIABILITY.md.
 """
 
 from __future__ import annotations

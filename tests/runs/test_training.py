@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from cnn_core import settings
 from cnn_core.runs import checkpointing, metrics_log, pipeline, run_config, store, training
-from tests.test_runs import save_tiny_dataset, tiny_config
+from tests.runs.test_runs import save_tiny_dataset, tiny_config
 
 LINEAR_LAYERS = [  # no activation to bound the weights: SGD at lr 10 overflows in 5 batches
     {"type": "dense", "units": 32, "activation": "linear"},

@@ -1,7 +1,7 @@
 """A stop loses no training: a resume continues the stopped epoch at the next batch, with
 the same images in the same order, the same augmentation and the optimizer's state.
 
-The runs train in-process on the tiny dataset of tests/test_runs.py (72 training images,
+The runs train in-process on the tiny dataset of tests/runs/test_runs.py (72 training images,
 batches of 16: 5 per epoch). A stop is asked deterministically, right after a chosen batch,
 by a wrapper around ProgressTracker that raises the stop flag the way the Stop button does.
 """
@@ -23,7 +23,7 @@ from cnn_core.runs import (
     store,
     training,
 )
-from tests.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
+from tests.runs.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
 
 EPOCHS = 3
 BATCHES = 5  # ceil(72 / 16)

@@ -9,7 +9,7 @@ import pytest
 
 from cnn_core.cli import main
 from cnn_core.runs import history, run_config, runboard, store
-from tests.test_runs import save_tiny_dataset, tiny_config
+from tests.runs.test_runs import save_tiny_dataset, tiny_config
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_epochs_done_counts_complete_epochs(status, done):
 
 def test_an_imported_run_shows_the_epochs_it_was_trained_for(tiny):
     from cnn_core.runs import sharing
-    from tests.test_runs import train_tiny_run
+    from tests.runs.test_runs import train_tiny_run
 
     shared = sharing.export_run(train_tiny_run(epochs=2))
     imported = sharing.import_run(shared)

@@ -29,7 +29,7 @@ def test_a_figure_measured_in_bfloat16_is_scaled_for_a_cpu_without_it(table, lab
 
 
 def test_this_machines_own_runs_come_first(table, lab_home):
-    from tests.test_runs import train_tiny_run
+    from tests.runs.test_runs import train_tiny_run
 
     run_id = train_tiny_run(epochs=2)
     cfg = store.read_config(run_id)

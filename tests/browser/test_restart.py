@@ -20,8 +20,8 @@ from tests.browser_helpers import (
     wait_for_epoch,
 )
 from tests.conftest import ARTIFACTS
-from tests.test_jobs import assert_unbroken_history, epochs_logged
-from tests.test_runs import save_tiny_dataset
+from tests.runs.test_jobs import assert_unbroken_history, epochs_logged
+from tests.runs.test_runs import save_tiny_dataset
 
 # About 1 s each here (3,000 images of 12×12): the run that trains through a restart is
 # still training when both tabs have shown it again (by epoch 23 to 27), then it finishes.

@@ -244,7 +244,7 @@ def test_switching_to_a_dataset_of_images_names_its_model_and_sends_drawings_to_
     app_server, page, monkeypatch
 ):
     # A trained run on 12×12 images of bands, in the running server's lab home.
-    from tests.test_runs import train_tiny_run
+    from tests.runs.test_runs import train_tiny_run
 
     monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
     train_tiny_run(epochs=1)
