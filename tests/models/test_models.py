@@ -3,7 +3,8 @@
 References: Keras itself (built shapes, ``count_params``, the printed ``model.summary()``)
 and the parameter counts the source documents publish (cnn_core.sources). Run alone with
 ``python -m pytest tests/models/test_models.py``;
-``PYTHONPATH=. python tests/models/test_models.py`` prints the parameter counts and a rough seconds-per-epoch estimate per zoo model instead.
+``PYTHONPATH=. python tests/models/test_models.py`` prints the parameter counts and a rough
+seconds-per-epoch estimate per zoo model instead.
 """
 
 from __future__ import annotations
