@@ -29,7 +29,8 @@ from common import REPO, machine  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from cnn_core.data import datasets  # noqa: E402
-from cnn_core.runs import jobs, presets, store  # noqa: E402
+from cnn_core.runs import jobs, presets  # noqa: E402
+from cnn_core.runs import status as run_status
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
 
 PAGES = (("Data", "Data:"), ("Train", "Train"), ("Predict", "Predict"),
@@ -65,7 +66,7 @@ def worker_peak(dataset: str) -> tuple[str, float, float]:
     ds = datasets.load_dataset(dataset)
     run_id = jobs.start_run(cfg, train_size=len(ds.y_train), input_shape=ds.input_shape)
     peak, start = 0.0, time.monotonic()
-    while (status := store.read_status(run_id)).state not in ("finished", "failed", "stopped"):
+    while (status := run_status.read_status(run_id)).state not in ("finished", "failed", "stopped"):
         if status.pid:
             peak = max(peak, peak_rss_mb(status.pid))
         time.sleep(0.2)

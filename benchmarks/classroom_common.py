@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import machine_cpu_ticks  # noqa: E402
 from cnn_core import settings  # noqa: E402
 from cnn_core.runs import jobs, run_config, store  # noqa: E402
+from cnn_core.runs import status as run_status
 from tests.browser_helpers import poll_until, start_server, stop_server  # noqa: E402
 
 # A learner draws one stroke, then clears: a "1" is a digit, but three side by side are
@@ -196,7 +197,7 @@ def training_now() -> list[str]:
 
 def training(run_id: str) -> bool:
     """True once the run is past its first batch (TensorFlow loaded, the model built)."""
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     if status.state not in ("queued", "running"):
         raise RuntimeError(f"the training run is {status.state}: {status.message}")
     return status.epoch > 1 or status.batch > 0
@@ -226,13 +227,13 @@ def check_queue(max_workers: int) -> dict:
     """
     peak = len(training_now())
     ids = request_at_once(QUEUE_REQUESTS)
-    wait_until(lambda: all(store.read_status(r).pid for r in ids), RUN_END_TIMEOUT_S,
+    wait_until(lambda: all(run_status.read_status(r).pid for r in ids), RUN_END_TIMEOUT_S,
                "every requested worker to start and queue")  # fmt: skip
     settle = time.monotonic() + QUEUE_OBSERVE_S
     while time.monotonic() < settle:
         peak = max(peak, len(training_now()))
         time.sleep(POLL_S)
-    states = [store.read_status(r).state for r in ids]
+    states = [run_status.read_status(r).state for r in ids]
     running = sum(s in ("running", "stopping") for s in states)
     queued = states.count("queued")
     waiting = [r for r, state in zip(ids, states, strict=True) if state == "queued"]
@@ -242,10 +243,10 @@ def check_queue(max_workers: int) -> dict:
     handover_s, started_later = None, False
     if waiting:
 
-        def started() -> list[store.RunStatus]:
+        def started() -> list[run_status.RunStatus]:
             nonlocal peak
             peak = max(peak, len(training_now()))
-            now = [store.read_status(r) for r in waiting]
+            now = [run_status.read_status(r) for r in waiting]
             return [s for s in now if s.started is not None]
 
         first = wait_until(started, RUN_END_TIMEOUT_S, "a queued run to start")
@@ -267,7 +268,7 @@ def stop_every_run() -> list[str]:
     with contextlib.suppress(TimeoutError):
         wait_until(lambda: not any(i.status.active for i in store.list_runs()),
                    RUN_END_TIMEOUT_S, "every run to stop")  # fmt: skip
-    stuck = [i for i in store.list_runs() if store.worker_alive(i.id)]
+    stuck = [i for i in store.list_runs() if run_status.worker_alive(i.id)]
     for info in stuck:  # only workers this script started, in its own lab home
         if info.status.pid:
             os.kill(info.status.pid, 9)
@@ -336,7 +337,7 @@ def run_classroom(load: Load, max_workers: int, clients: str | None = "browsers"
             meter = Meter(server.proc.pid, clients)
             meter.start()
             result = run_in_own_thread(load(server.url, lambda: training(run_id), meter), nice)
-            during = store.read_status(run_id)
+            during = run_status.read_status(run_id)
             trained = f"epoch {during.epoch}, {during.state}"
             say(f"load over; requesting {QUEUE_REQUESTS} training runs at once")
             queue = check_queue(max_workers)

@@ -17,6 +17,7 @@ if str(REPO) not in sys.path:
 
 from cnn_core.data import datasets  # noqa: E402
 from cnn_core.runs import jobs, metrics_log, run_config, store  # noqa: E402
+from cnn_core.runs import status as run_status  # noqa: E402
 
 if TYPE_CHECKING:
     import keras
@@ -137,7 +138,11 @@ def run_to_end(cfg: run_config.RunConfig) -> dict:
     ticks = cpu_times()
     run_id = jobs.start_run(cfg, train_size=len(ds.y_train), input_shape=ds.input_shape)
     deadline = time.monotonic() + TIMEOUT_S
-    while (status := store.read_status(run_id)).state not in ("finished", "failed", "interrupted"):
+    while (status := run_status.read_status(run_id)).state not in (
+        "finished",
+        "failed",
+        "interrupted",
+    ):
         if time.monotonic() > deadline:
             jobs.stop_run(run_id)
             raise TimeoutError(f"{run_id} did not finish within {TIMEOUT_S} s")

@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO))
 
 from cnn_core import settings  # noqa: E402 - after the path set-up
 from cnn_core.models import zoo  # noqa: E402 - after the path set-up
-from cnn_core.runs import jobs, metrics_log, run_config, store  # noqa: E402 - after the path set-up
+from cnn_core.runs import jobs, metrics_log, run_config  # noqa: E402 - after the path set-up
+from cnn_core.runs import status as run_status  # noqa: E402 - after the path set-up
 
 MODEL = "simple_convnet"
 POLL_S = 0.5  # the app's live chart polls about this often
@@ -96,7 +97,7 @@ def run_engine(epochs: int, batch_size: int) -> float:
     run_id = jobs.start_run(cfg)
     offset, records = 0, []
     while True:  # what a page's live chart does
-        status = store.read_status(run_id)
+        status = run_status.read_status(run_id)
         new, offset = metrics_log.read_metrics(run_id, offset)
         records += new
         if not status.active:

@@ -11,7 +11,7 @@ import keras
 from cnn_core.data import versions
 from cnn_core.data.dataset import DatasetError
 from cnn_core.models import shipped
-from cnn_core.runs import checkpointing, store
+from cnn_core.runs import checkpointing, run_folder, store
 
 PRETRAINED_PREFIX = shipped.PRETRAINED_PREFIX
 RUN_PREFIX = shipped.RUN_PREFIX
@@ -33,7 +33,7 @@ def _finished_runs(dataset: str | None) -> list[TrainedModel]:
         cfg = info.config
         if info.status.state != "finished" or dataset not in (None, cfg.dataset):
             continue
-        if not store.run_paths(info.id).model.is_file():
+        if not run_folder.run_paths(info.id).model.is_file():
             continue
         meta = _run_meta(info.id)
         if meta is None:
@@ -85,7 +85,7 @@ def load_trained(key: str) -> keras.Model:
                 except shipped.PretrainedError as exc:
                     raise TrainedModelError(str(exc)) from exc
     if key.startswith(RUN_PREFIX):
-        return _load_run_file(store.run_paths(key[len(RUN_PREFIX) :]).model)
+        return _load_run_file(run_folder.run_paths(key[len(RUN_PREFIX) :]).model)
     raise TrainedModelError(f"No trained model {key!r}: choose one from the list.")
 
 
@@ -93,7 +93,7 @@ def load_checkpoint(key: str, epoch: int) -> keras.Model:
     """The model of a run as it was at the end of one epoch, or before training for epoch 0
     (for replaying training)."""
     run_id = key[len(RUN_PREFIX) :]
-    return _load_run_file(store.run_paths(run_id).checkpoint(epoch))
+    return _load_run_file(run_folder.run_paths(run_id).checkpoint(epoch))
 
 
 def checkpoint_epochs(key: str) -> list[int]:

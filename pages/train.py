@@ -18,10 +18,12 @@ from cnn_core.runs import (
     metrics_log,
     presets,
     run_config,
+    run_folder,
     runboard,
     sharing,
     store,
 )
+from cnn_core.runs import status as run_status
 from pages._shared import load_chosen_dataset
 
 POLL_S = 1.0  # while a run is active
@@ -68,7 +70,7 @@ def start(configs, input_shape, train_size) -> bool:
         started = [
             jobs.start_run(c, train_size=train_size, input_shape=input_shape) for c in configs
         ]
-    except (run_config.ConfigError, store.RunError) as exc:
+    except (run_config.ConfigError, run_folder.RunError) as exc:
         st.error(str(exc))
         return False
     st.session_state["run_id"] = started[0]
@@ -86,7 +88,7 @@ def history_for(run_id: str) -> history.LiveHistory:
     return cache[run_id]
 
 
-def progress_line(status: store.RunStatus) -> tuple[float, str]:
+def progress_line(status: run_status.RunStatus) -> tuple[float, str]:
     done = (status.epoch - 1 + status.batch / max(status.batches_per_epoch, 1)) / max(
         status.epochs, 1
     )
@@ -117,7 +119,7 @@ def epoch_chart(frame: pd.DataFrame, metric: str, height: int = 220) -> None:
     st.vega_lite_chart({**spec, "height": height}, width="stretch")
 
 
-def charts(records: list[dict], status: store.RunStatus) -> None:
+def charts(records: list[dict], status: run_status.RunStatus) -> None:
     cols = st.columns(2)
     for col, metric in zip(cols, history.CURVES, strict=True):
         with col:
@@ -141,7 +143,7 @@ def rename_and_delete(run_id: str, row: runboard.RunRow) -> None:
         if st.button("Save the name", key=f"rename-{run_id}"):
             try:
                 store.rename_run(run_id, new_name)
-            except store.RunError as exc:
+            except run_folder.RunError as exc:
                 st.error(str(exc))
             else:
                 st.rerun(scope="app")
@@ -153,27 +155,27 @@ def rename_and_delete(run_id: str, row: runboard.RunRow) -> None:
         if st.button("Delete this run", key=f"delete-{run_id}", type="primary"):
             try:
                 store.delete_run(run_id)
-            except store.RunError as exc:
+            except run_folder.RunError as exc:
                 st.error(str(exc))
             else:
                 st.session_state.pop("run_id", None)
                 st.rerun(scope="app")
 
 
-def run_actions(run_id: str, status: store.RunStatus) -> None:
+def run_actions(run_id: str, status: run_status.RunStatus) -> None:
     cols = st.columns(4)
     if status.active and cols[0].button("Stop", icon=":material/stop:", key=f"stop-{run_id}"):
         jobs.stop_run(run_id)
         st.rerun()
-    if status.state in store.RESUMABLE_STATES and cols[0].button(
+    if status.state in run_status.RESUMABLE_STATES and cols[0].button(
         "Resume", icon=":material/play_arrow:", key=f"resume-{run_id}"
     ):
         try:
             jobs.resume_run(run_id)
-        except store.RunError as exc:
+        except run_folder.RunError as exc:
             st.error(str(exc))
         st.rerun(scope="app")
-    paths = store.run_paths(run_id)
+    paths = run_folder.run_paths(run_id)
     if not status.active:
         csv = metrics_log.metrics_csv(run_id)
         cols[1].download_button("Metrics (CSV)", csv, f"{run_id}-metrics.csv", "text/csv",
@@ -462,7 +464,7 @@ with st.expander("Import a run shared from another CNN Lab"):
     if shared is not None and st.button("Import", key="import_button"):
         try:
             imported = sharing.import_run(shared.getvalue())
-        except (sharing.SharingError, store.RunError) as exc:
+        except (sharing.SharingError, run_folder.RunError) as exc:
             st.error(str(exc))
         else:
             st.session_state["run_id"] = imported

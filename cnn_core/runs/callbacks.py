@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from cnn_core.runs import metrics_log, store
+from cnn_core.runs import metrics_log, run_folder, status
 from cnn_core.runs.checkpointing import save_checkpoint
 
 AUTO_WINDOW_S = 0.5  # metrics_every_batches=0: close a batch window every half second
@@ -108,7 +108,7 @@ class StopOnRequest(keras.callbacks.Callback):
 
     def __init__(self, run_id: str, progress: Progress):
         super().__init__()
-        self.flag = store.run_paths(run_id).stop
+        self.flag = run_folder.run_paths(run_id).stop
         self.run_id = run_id
         self.progress = progress
 
@@ -116,7 +116,7 @@ class StopOnRequest(keras.callbacks.Callback):
         if not self.progress.stopping and self.flag.exists():
             self.progress.stopping = True
             self.model.stop_training = True
-            store.update_status(self.run_id, state="stopping", message="Saving a checkpoint.")
+            status.update_status(self.run_id, state="stopping", message="Saving a checkpoint.")
 
     def on_train_batch_end(self, batch, logs=None):
         self._check()
@@ -178,7 +178,7 @@ class MetricsWriter(keras.callbacks.Callback):
         self.run_id = run_id
         self.progress = progress
         self.every = every
-        self.path = store.run_paths(run_id).metrics
+        self.path = run_folder.run_paths(run_id).metrics
         self.file = None
         self._ips_avg: float | None = None
 
@@ -225,7 +225,7 @@ class MetricsWriter(keras.callbacks.Callback):
         avg = self._ips_avg
         self._ips_avg = ips if avg is None else (1 - ETA_SMOOTHING) * avg + ETA_SMOOTHING * ips
         left = (p.batches_per_epoch - p.batches) + (p.epochs - p.epoch) * p.batches_per_epoch
-        store.update_status(
+        status.update_status(
             self.run_id, epoch=p.epoch, batch=p.batches, batches_per_epoch=p.batches_per_epoch,
             images_per_s=ips, eta_s=left * p.batch_size / max(self._ips_avg, 1e-9),
         )  # fmt: skip
@@ -250,8 +250,8 @@ class MetricsWriter(keras.callbacks.Callback):
         val_acc = record["val_accuracy"]
         if val_acc is not None and (p.best_val_accuracy is None or val_acc > p.best_val_accuracy):
             p.best_val_accuracy = val_acc
-        store.update_status(self.run_id, epoch=p.epoch, batch=p.batches, seconds=p.seconds,
-                           best_val_accuracy=p.best_val_accuracy)  # fmt: skip
+        status.update_status(self.run_id, epoch=p.epoch, batch=p.batches, seconds=p.seconds,
+                            best_val_accuracy=p.best_val_accuracy)  # fmt: skip
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -276,7 +276,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if p.epoch % self.every and p.epoch != p.epochs and not p.stopping:
             return
         save_checkpoint(self.run_id, self.model, p.epoch)
-        store.update_status(self.run_id, last_checkpoint=p.epoch)
+        status.update_status(self.run_id, last_checkpoint=p.epoch)
 
 
 class EpochSummaries(keras.callbacks.Callback):

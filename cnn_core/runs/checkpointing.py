@@ -19,8 +19,7 @@ from typing import Any, NamedTuple
 import keras
 import numpy as np
 
-from cnn_core.runs import store
-from cnn_core.runs.store import run_paths
+from cnn_core.runs import run_folder, store
 
 CHECKPOINT_RE = re.compile(r"^epoch-(\d{4,})\.keras$")
 MID_EPOCH_CHECKPOINT_RE = re.compile(r"^epoch-(\d{4,})-batch-(\d{4,})\.keras$")
@@ -62,7 +61,7 @@ def _parse_checkpoint(path: Path) -> Checkpoint | None:
 
 def resume_points(run_id: str) -> list[Checkpoint]:
     """Every checkpoint of the run, epoch-end and mid-epoch, least training first."""
-    folder = run_paths(run_id).checkpoints
+    folder = run_folder.run_paths(run_id).checkpoints
     if not folder.is_dir():
         return []
     found = [c for c in map(_parse_checkpoint, folder.iterdir()) if c is not None]
@@ -195,7 +194,7 @@ def save_checkpoint(run_id: str, model: keras.Model, epoch: int, batch: int = 0,
     """
     state = {**(state or {}), "rng_states": rng_states(model)}
     try:
-        save_model_atomic(model, store.run_paths(run_id).checkpoint(epoch, batch), state)
+        save_model_atomic(model, run_folder.run_paths(run_id).checkpoint(epoch, batch), state)
     except OSError as exc:
         if exc.errno not in store.FULL_DISK_ERRNOS:
             raise

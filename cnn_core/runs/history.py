@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cnn_core.runs import metrics_log, store
+from cnn_core.runs import metrics_log
+from cnn_core.runs import status as run_status
 
 CURVES = ("loss", "accuracy")
 
@@ -26,7 +27,7 @@ class LiveHistory:
         self.offset = 0
         self.rewrites = 0
 
-    def refresh(self, status: store.RunStatus) -> list[dict]:
+    def refresh(self, status: run_status.RunStatus) -> list[dict]:
         """Read new records; returns all records so far."""
         if status.history_rewrites != self.rewrites:
             self.records, self.offset, self.rewrites = [], 0, status.history_rewrites

@@ -26,7 +26,8 @@ import time
 import traceback
 
 from cnn_core import settings
-from cnn_core.runs import checkpointing, run_config, store
+from cnn_core.runs import checkpointing, run_config, run_folder, store
+from cnn_core.runs import status as run_status
 from cnn_core.settings import max_workers
 
 QUEUE_POLL_S = 0.3
@@ -42,7 +43,7 @@ def spawn_worker(run_id: str) -> subprocess.Popen:
     Its stdout and stderr go to the run's worker.log. A daemon thread waits for it, so a
     long-lived caller (the Streamlit server) does not collect zombies.
     """
-    p = store.run_paths(run_id)
+    p = run_folder.run_paths(run_id)
     env = dict(os.environ, PYTHONUNBUFFERED="1")  # so worker.log is live
     with open(p.log, "ab") as log:
         proc = subprocess.Popen(
@@ -72,7 +73,7 @@ def start_run(
 
     Raises:
         run_config.ConfigError: the config is invalid; the message says what to fix.
-        store.RunError: the runs folder is unwritable or full.
+        run_folder.RunError: the runs folder is unwritable or full.
     """
     from cnn_core.data import versions
     from cnn_core.data.dataset import (
@@ -100,46 +101,46 @@ def resume_run(run_id: str) -> None:
     intact checkpoint (or starts over when it has none).
 
     Raises:
-        store.RunError: the run is finished, still active, or failed before its first
+        run_folder.RunError: the run is finished, still active, or failed before its first
             checkpoint (resuming would only repeat the failure).
     """
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     if status.state == "finished":
-        raise store.RunError(f"Run {run_id} has finished; start a new run to train more.")
-    if status.state not in store.RESUMABLE_STATES:
-        raise store.RunError(f"Run {run_id} is {status.state}; only a stopped, interrupted or "
-                            "failed run can be resumed.")  # fmt: skip
+        raise run_folder.RunError(f"Run {run_id} has finished; start a new run to train more.")
+    if status.state not in run_status.RESUMABLE_STATES:
+        raise run_folder.RunError(f"Run {run_id} is {status.state}; only a stopped, interrupted or "
+                                 "failed run can be resumed.")  # fmt: skip
     if status.state == "failed" and checkpointing.latest_good_checkpoint(run_id) is None:
-        raise store.RunError(
+        raise run_folder.RunError(
             f"Run {run_id} failed before its first checkpoint ({status.message}); start a new "
             "run with a corrected configuration instead."
         )
     problem = store.runs_home_problem()
     if problem:
-        raise store.RunError(problem)
-    store.clear_stop_request(run_id)
-    store.update_status(run_id, state="queued", pid=None, queued=time.time(), finished=None,
-                       eta_s=None, message="Waiting for a free training slot.")  # fmt: skip
+        raise run_folder.RunError(problem)
+    run_status.clear_stop_request(run_id)
+    run_status.update_status(run_id, state="queued", pid=None, queued=time.time(), finished=None,
+                            eta_s=None, message="Waiting for a free training slot.")  # fmt: skip
     spawn_worker(run_id)
 
 
-def stop_run(run_id: str) -> store.RunStatus:
+def stop_run(run_id: str) -> run_status.RunStatus:
     """Asks a run to stop: a queued run is stopped at once, a training one saves a
     checkpoint after its current batch and then stops. Other runs are left as they are.
 
     Returns:
         The status after the request.
     """
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     if not status.active:
         return status
-    store.request_stop(run_id)
+    run_status.request_stop(run_id)
     now = time.time()
-    if not store.transition_status(run_id, ("queued",), state="stopped", finished=now,
-                                  message="Stopped before it started training."):  # fmt: skip
-        store.transition_status(run_id, ("running",), state="stopping",
-                               message="Stopping after the current batch.")  # fmt: skip
-    return store.read_status(run_id)
+    if not run_status.transition_status(run_id, ("queued",), state="stopped", finished=now,
+                                       message="Stopped before it started training."):  # fmt: skip
+        run_status.transition_status(run_id, ("running",), state="stopping",
+                                    message="Stopping after the current batch.")  # fmt: skip
+    return run_status.read_status(run_id)
 
 
 # ---------------------------------------------------------------- the worker's side
@@ -147,14 +148,17 @@ def stop_run(run_id: str) -> store.RunStatus:
 
 def _waiting_runs() -> list[str]:
     """Ids of the queued runs whose worker is alive or starting, in queue order."""
-    home = store.runs_home()
+    home = run_folder.runs_home()
     waiting = []
     for root in home.iterdir() if home.is_dir() else ():
-        if not store.RUN_ID_RE.fullmatch(root.name) or not (root / store.STATUS_FILE).is_file():
+        if (
+            not run_folder.RUN_ID_RE.fullmatch(root.name)
+            or not (root / run_folder.STATUS_FILE).is_file()
+        ):
             continue
         try:
-            status = store.read_status(root.name)
-        except store.RunError:
+            status = run_status.read_status(root.name)
+        except run_folder.RunError:
             continue
         if status.state == "queued":
             waiting.append((status.queued, root.name))
@@ -163,7 +167,7 @@ def _waiting_runs() -> list[str]:
 
 def _take_slot() -> int | None:
     """A locked slot file descriptor, or None when all max_workers() slots are busy."""
-    folder = store.runs_home() / SLOTS_DIR
+    folder = run_folder.runs_home() / SLOTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(max_workers()):
         fd = os.open(folder / f"slot-{n}.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -179,23 +183,23 @@ def _wait_for_turn(run_id: str) -> int | None:
     """Blocks until this run may train; returns its slot lock, or None if it was stopped."""
     shown = None
     while True:
-        if store.stop_requested(run_id):
-            store.transition_status(run_id, ("queued",), state="stopped", finished=time.time(),
-                                   message="Stopped before it started training.")  # fmt: skip
+        if run_status.stop_requested(run_id):
+            run_status.transition_status(run_id, ("queued",), state="stopped", finished=time.time(),
+                                        message="Stopped before it started training.")  # fmt: skip
             return None
         waiting = _waiting_runs()
         ahead = waiting.index(run_id) if run_id in waiting else 0
         slot = _take_slot() if ahead == 0 else None
         if slot is not None:
-            if store.transition_status(run_id, ("queued",), state="running",
-                                      message="Starting.", started=time.time()):  # fmt: skip
+            if run_status.transition_status(run_id, ("queued",), state="running",
+                                           message="Starting.", started=time.time()):  # fmt: skip
                 return slot
             os.close(slot)  # stopped between the check and now
             return None
         if shown is None:
             # The place in the queue is not written here: cnn_core.runboard works it out
             # for every reader from the same listing, so no message can go stale.
-            shown = store.update_status(run_id, message="Waiting for a free training slot.")
+            shown = run_status.update_status(run_id, message="Waiting for a free training slot.")
         time.sleep(QUEUE_POLL_S)
 
 
@@ -203,13 +207,13 @@ def _stop_on_sigterm(run_id: str) -> None:
     """A polite kill (shutdown, `kill PID`) becomes a stop: checkpoint, then exit."""
 
     def handler(signum, frame):
-        store.request_stop(run_id)
+        run_status.request_stop(run_id)
 
     signal.signal(signal.SIGTERM, handler)
 
 
 def _queue_and_train(run_id: str) -> int:
-    if not store.transition_status(run_id, ("queued",), pid=os.getpid()):
+    if not run_status.transition_status(run_id, ("queued",), pid=os.getpid()):
         print(f"Run {run_id} is not queued; use resume.", file=sys.stderr)
         return 1
     slot = _wait_for_turn(run_id)
@@ -230,8 +234,8 @@ def run_worker(run_id: str) -> int:
         The process exit code (0 finished or stopped, 1 failed or not startable).
     """
     try:
-        lock = store.acquire_worker_lock(run_id)
-    except store.RunError as exc:
+        lock = run_status.acquire_worker_lock(run_id)
+    except run_folder.RunError as exc:
         print(exc, file=sys.stderr)
         return 1
     _stop_on_sigterm(run_id)
@@ -239,8 +243,8 @@ def run_worker(run_id: str) -> int:
         return _queue_and_train(run_id)
     except Exception as exc:  # e.g. the runs folder vanished while queued: never silent
         traceback.print_exc()
-        store.update_status(run_id, state="failed", finished=time.time(),
-                           message=f"The worker failed: {type(exc).__name__}: {exc}")  # fmt: skip
+        message = f"The worker failed: {type(exc).__name__}: {exc}"
+        run_status.update_status(run_id, state="failed", finished=time.time(), message=message)
         return 1
     finally:
         os.close(lock)

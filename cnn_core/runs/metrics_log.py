@@ -13,7 +13,7 @@ import os
 import tempfile
 from typing import Any, BinaryIO
 
-from cnn_core.runs.store import _existing, _finite, _read_raw_status, run_paths, update_status
+from cnn_core.runs import run_folder, status
 
 METRICS_CSV_COLUMNS = (
     "kind", "epoch", "batch", "step", "loss", "accuracy", "mse", "val_loss", "val_accuracy",
@@ -49,7 +49,7 @@ def read_metrics(run_id: str, offset: int = 0) -> tuple[list[dict[str, Any]], in
         (records, new_offset): the complete records after offset, in order, and the
         offset to pass next time.
     """
-    path = _existing(run_id).metrics
+    path = run_folder._existing(run_id).metrics
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -78,7 +78,7 @@ def truncate_metrics(run_id: str, last_epoch: int, batches: int = 0) -> list[dic
     Returns:
         The records kept.
     """
-    p = run_paths(run_id)
+    p = run_folder.run_paths(run_id)
     records, _ = read_metrics(run_id)
     kept = [r for r in records if _before_position(r, last_epoch, batches)]
     data = "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept).encode()
@@ -89,7 +89,9 @@ def truncate_metrics(run_id: str, last_epoch: int, batches: int = 0) -> list[dic
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p.metrics)
-        update_status(run_id, history_rewrites=_read_raw_status(p).history_rewrites + 1)
+        status.update_status(
+            run_id, history_rewrites=status._read_raw_status(p).history_rewrites + 1
+        )
     return kept
 
 
@@ -106,7 +108,7 @@ def append_metrics(f: BinaryIO, record: dict[str, Any]) -> None:
 
     One write per line, so a poller sees whole lines or a tail it waits for.
     """
-    line = json.dumps({k: _finite(v) for k, v in record.items()}, allow_nan=False) + "\n"
+    line = json.dumps({k: run_folder._finite(v) for k, v in record.items()}, allow_nan=False) + "\n"
     f.write(line.encode())
     f.flush()
 

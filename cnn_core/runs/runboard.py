@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnn_core import settings
-from cnn_core.runs import run_config, store
+from cnn_core.runs import run_config, run_folder, store
+from cnn_core.runs import status as run_status
 
 EMPTY = "—"  # what a value that is not known yet reads as
 TRAINING_STATES = ("running", "stopping")
@@ -124,7 +125,7 @@ class RunRow:
         return self.info.status.state
 
     @property
-    def status(self) -> store.RunStatus:
+    def status(self) -> run_status.RunStatus:
         return self.info.status
 
     @property
@@ -140,7 +141,7 @@ class RunRow:
         return f"{epochs_done(self.status)}/{self.config.epochs}"
 
 
-def epochs_done(status: store.RunStatus) -> int:
+def epochs_done(status: run_status.RunStatus) -> int:
     """Complete epochs: a finished run has trained all of them."""
     if status.state == "finished":
         return status.epochs
@@ -179,13 +180,13 @@ def row(run_id: str, rows: list[RunRow] | None = None) -> RunRow:
     """One run's row (its queue place needs the others, so the whole board is read).
 
     Raises:
-        store.RunError: no such run.
+        run_folder.RunError: no such run.
     """
     for r in board() if rows is None else rows:
         if r.id == run_id:
             return r
-    store.check_run_id(run_id)
-    raise store.RunError(f"No run {run_id} in {store.runs_home()}.")
+    run_folder.check_run_id(run_id)
+    raise run_folder.RunError(f"No run {run_id} in {run_folder.runs_home()}.")
 
 
 TABLE_COLUMNS = (

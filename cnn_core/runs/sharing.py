@@ -23,7 +23,8 @@ from pathlib import Path
 import keras
 
 from cnn_core.models import input_limits, zoo
-from cnn_core.runs import run_config, store
+from cnn_core.runs import run_config, run_folder, store
+from cnn_core.runs import status as run_status
 
 FORMAT = "cnn-lab-run"
 VERSION = 1
@@ -48,8 +49,8 @@ def export_run(run_id: str) -> bytes:
     Raises:
         SharingError: the run has not finished or its model is missing.
     """
-    status = store.read_status(run_id)
-    paths = store.run_paths(run_id)
+    status = run_status.read_status(run_id)
+    paths = run_folder.run_paths(run_id)
     evaluation = store.read_evaluation(run_id) or {}
     if status.state != "finished" or not paths.model.is_file():
         raise SharingError(f"Run {run_id} is {status.state}: only a finished run can be shared.")
@@ -137,7 +138,7 @@ def _metrics_lines(raw: bytes | None) -> bytes:
 def _save_problem(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.errno in store.FULL_DISK_ERRNOS:
         return (
-            f"There is no room to save the run in {store.runs_home()} ({exc.strerror}), so it "
+            f"There is no room to save the run in {run_folder.runs_home()} ({exc.strerror}), so it "
             "was not imported. Delete old runs or free space on that disk, then import it again."
         )
     return f"The run could not be saved ({type(exc).__name__}: {exc}), so it was not imported."
@@ -196,13 +197,13 @@ def import_run(data: bytes) -> str:
     # here the run is evaluated on whatever its dataset's name holds (or says it is missing).
     cfg = dataclasses.replace(cfg, dataset_fingerprint=None)
     run_id = store.create_run(cfg)
-    paths = store.run_paths(run_id)
+    paths = run_folder.run_paths(run_id)
     try:
         model.save(paths.model)
         paths.metrics.write_bytes(_metrics_lines(members.get(METRICS)))
-        store.write_json_atomic(paths.evaluation, evaluation)
+        run_folder.write_json_atomic(paths.evaluation, evaluation)
         seconds = float(meta.get("seconds") or 0.0)
-        store.update_status(
+        run_status.update_status(
             run_id, state="finished", message="Imported from a shared file.", finished=time.time(),
             params=model.count_params(), epochs=cfg.epochs, seconds=seconds,
             best_val_accuracy=best if isinstance(best, float) else None,

@@ -29,7 +29,8 @@ import tensorflow as tf
 from cnn_core.data import versions
 from cnn_core.data.dataset import Dataset, DatasetError
 from cnn_core.models import batchnorm, input_limits, zoo
-from cnn_core.runs import checkpointing, metrics_log, run_config, store
+from cnn_core.runs import checkpointing, metrics_log, run_config, run_folder, store
+from cnn_core.runs import status as run_status
 from cnn_core.runs.callbacks import (
     METRIC_KEYS,
     DivergenceGuard,
@@ -109,7 +110,7 @@ def _failure_message(exc: BaseException) -> str:
 
 def _remove_stale_temps(run_id: str) -> None:
     """Deletes half-written checkpoints of a worker that was killed while saving."""
-    for tmp in store.run_paths(run_id).checkpoints.glob(".*.tmp.keras"):
+    for tmp in run_folder.run_paths(run_id).checkpoints.glob(".*.tmp.keras"):
         tmp.unlink(missing_ok=True)
 
 
@@ -156,7 +157,7 @@ def _evaluate(run_id: str, model: keras.Model, data: Dataset, epoch: int) -> dic
                       # what a page needs to list and use the model without loading the data
                       input_shape=list(data.input_shape), class_names=list(data.class_names),
                       ink_on_dark=data.ink_on_dark)  # fmt: skip
-    store.write_json_atomic(store.run_paths(run_id).evaluation, evaluation)
+    run_folder.write_json_atomic(run_folder.run_paths(run_id).evaluation, evaluation)
     return evaluation
 
 
@@ -171,7 +172,7 @@ def _callbacks(
         EpochValidation(val_ds, progress),
         writer,
         EpochCheckpoint(run_id, progress, cfg.checkpoint_every_epochs),
-        EpochSummaries(store.run_paths(run_id).tensorboard, progress),
+        EpochSummaries(run_folder.run_paths(run_id).tensorboard, progress),
     ]
 
 
@@ -186,15 +187,15 @@ def _fit(run_id: str, cfg: run_config.RunConfig, data: Dataset) -> int:
     best, seconds = _resume_state(run_id, done, first_batch)
     progress = Progress(batches_per_epoch, len(x_tr), cfg.batch_size, cfg.epochs,
                         epoch=done, best_val_accuracy=best, seconds=seconds)  # fmt: skip
-    store.update_status(
+    run_status.update_status(
         run_id, epoch=done + 1 if first_batch else done, batch=first_batch,
         batches_per_epoch=batches_per_epoch, params=int(model.count_params()),
         last_checkpoint=done or None, best_val_accuracy=best, seconds=seconds,
         message=_start_message(done, first_batch),
     )  # fmt: skip
-    if store.stop_requested(run_id):
-        store.update_status(run_id, state="stopped", message="Stopped before training started.",
-                           finished=time.time())  # fmt: skip
+    if run_status.stop_requested(run_id):
+        run_status.update_status(run_id, state="stopped", finished=time.time(),
+                                 message="Stopped before training started.")  # fmt: skip
         return 0
     if ckpt is None:  # the untrained network, for replay ("filters start as noise")
         save_checkpoint(run_id, model, 0)
@@ -222,21 +223,21 @@ def _fit(run_id: str, cfg: run_config.RunConfig, data: Dataset) -> int:
 
 def _finish(run_id: str, model: keras.Model, data: Dataset, progress: Progress) -> int:
     if progress.failure:
-        store.update_status(run_id, state="failed", message=progress.failure,
-                           finished=time.time(), eta_s=None)  # fmt: skip
+        run_status.update_status(run_id, state="failed", message=progress.failure,
+                                finished=time.time(), eta_s=None)  # fmt: skip
         return 1
     if progress.stopping:
         p = progress
         where = (f"at batch {p.batches} of {p.batches_per_epoch} in epoch {p.epoch}; Resume "
                  f"continues with batch {p.batches + 1}" if p.partial
                  else f"after epoch {p.epoch}; resume to continue")  # fmt: skip
-        store.update_status(run_id, state="stopped", finished=time.time(), eta_s=None,
-                           message=f"Stopped {where}.")  # fmt: skip
+        run_status.update_status(run_id, state="stopped", finished=time.time(), eta_s=None,
+                                message=f"Stopped {where}.")  # fmt: skip
         return 0
-    store.update_status(run_id, message="Evaluating on the test images.", eta_s=None)
+    run_status.update_status(run_id, message="Evaluating on the test images.", eta_s=None)
     evaluation = _evaluate(run_id, model, data, progress.epoch)
-    save_model_atomic(model, store.run_paths(run_id).model)
-    store.update_status(
+    save_model_atomic(model, run_folder.run_paths(run_id).model)
+    run_status.update_status(
         run_id, state="finished", finished=time.time(),
         message=f"Finished: test accuracy {evaluation.get('accuracy', float('nan')):.2%}.",
     )  # fmt: skip
@@ -256,8 +257,8 @@ def train_run(run_id: str) -> int:
         The worker's exit code: 0 when finished or stopped, 1 when failed. Every outcome
         is also written to status.json; a failure's traceback goes to stderr (worker.log).
     """
-    store.update_status(run_id, state="running", pid=os.getpid(), started=time.time(),
-                       finished=None, message="Loading the data and the model.")  # fmt: skip
+    run_status.update_status(run_id, state="running", pid=os.getpid(), started=time.time(),
+                            finished=None, message="Loading the data and the model.")  # fmt: skip
     policy = keras.mixed_precision.dtype_policy()
     try:
         cfg = store.read_config(run_id)
@@ -274,8 +275,8 @@ def train_run(run_id: str) -> int:
         return _fit(run_id, cfg, data)
     except Exception as exc:  # any failure must reach status.json, never die silently
         traceback.print_exc()
-        store.update_status(run_id, state="failed", message=_failure_message(exc),
-                           finished=time.time(), eta_s=None)  # fmt: skip
+        run_status.update_status(run_id, state="failed", message=_failure_message(exc),
+                                finished=time.time(), eta_s=None)  # fmt: skip
         return 1
     finally:
         keras.mixed_precision.set_dtype_policy(policy)  # matters when called in-process
