@@ -14,12 +14,12 @@ import re
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import keras
-import numpy as np
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cnn_core.runs import run_folder, store
+
+if TYPE_CHECKING:  # saving and loading import Keras when called, never at import
+    import keras
 
 CHECKPOINT_RE = re.compile(r"^epoch-(\d{4,})\.keras$")
 MID_EPOCH_CHECKPOINT_RE = re.compile(r"^epoch-(\d{4,})-batch-(\d{4,})\.keras$")
@@ -121,6 +121,8 @@ def load_checkpoint(run_id: str) -> tuple[keras.Model, Checkpoint] | None:
     Damaged checkpoints are renamed ``*.damaged`` (kept for inspection, no longer listed),
     and the one before is tried. Only our own checkpoint files are ever loaded here.
     """
+    import keras
+
     for ckpt in reversed(resume_points(run_id)):
         path = ckpt.path
         if checkpoint_ok(path):
@@ -142,11 +144,15 @@ def _seed_states(model: keras.Model) -> list:
 
 def rng_states(model: keras.Model) -> list[list[int]]:
     """The states of the model's random generators, which model.save leaves out."""
+    import numpy as np
+
     return [[int(n) for n in np.asarray(v.numpy()).ravel()] for v in _seed_states(model)]
 
 
 def restore_rng_states(model: keras.Model, states: list[list[int]] | None) -> None:
     """Puts back saved generator states, so dropout goes on as without the interruption."""
+    import numpy as np
+
     variables = _seed_states(model)
     if states and len(states) == len(variables):
         for variable, state in zip(variables, states, strict=True):
