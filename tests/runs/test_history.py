@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from cnn_core.runs import history, presets, run_config, store
+from cnn_core.runs import history, presets, run_config, run_folder, store
+from cnn_core.runs import status as run_status
 
 
 def epoch(e, loss, acc, val_loss=None, val_acc=None):
@@ -47,9 +48,9 @@ def test_overlay_frame_prefers_validation_and_aligns_epochs():
 
 def test_live_history_reads_only_new_lines_and_restarts_after_a_rewrite(lab_home):
     run_id = store.create_run(run_config.RunConfig(dataset="mnist", model="simple_convnet"))
-    path = store.run_paths(run_id).metrics
+    path = run_folder.run_paths(run_id).metrics
     live = history.LiveHistory(run_id)
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     assert live.refresh(status) == []
     path.write_text(json.dumps(epoch(1, 1, 0.5)) + "\n" + '{"kind": "ep')  # last line unfinished
     assert [r["epoch"] for r in live.refresh(status)] == [1]
@@ -57,7 +58,7 @@ def test_live_history_reads_only_new_lines_and_restarts_after_a_rewrite(lab_home
         f.write('och", "epoch": 2}\n')
     assert [r["epoch"] for r in live.refresh(status)] == [1, 2]
     path.write_text(json.dumps(epoch(1, 1, 0.5)) + "\n")  # a resume dropped epoch 2
-    rewritten = store.RunStatus(history_rewrites=status.history_rewrites + 1)
+    rewritten = run_status.RunStatus(history_rewrites=status.history_rewrites + 1)
     assert [r["epoch"] for r in live.refresh(rewritten)] == [1]
     with open(path, "a") as f:
         f.write(json.dumps(epoch(2, 1, 0.6)) + "\n")

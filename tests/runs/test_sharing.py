@@ -14,7 +14,7 @@ import pytest
 
 from cnn_core import catalog
 from cnn_core.models import zoo
-from cnn_core.runs import metrics_log, run_config, sharing, store
+from cnn_core.runs import metrics_log, run_config, run_folder, sharing, status, store
 
 LAYERS = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "maxpool", "size": 2}]
 SHAPE = (12, 12, 1)
@@ -28,13 +28,13 @@ def finished_run(lab_home):
         name="shared", dataset="user:tiny", model="custom", layers=LAYERS, epochs=1
     )
     run_id = store.create_run(cfg)
-    paths = store.run_paths(run_id)
+    paths = run_folder.run_paths(run_id)
     model = zoo.build_model("custom", SHAPE, 3, LAYERS)
     model.save(paths.model)
     evaluation = {"accuracy": 0.5, "loss": 1.0, "input_shape": list(SHAPE), "class_names": NAMES}
-    store.write_json_atomic(paths.evaluation, evaluation)
+    run_folder.write_json_atomic(paths.evaluation, evaluation)
     paths.metrics.write_text(json.dumps({"kind": "epoch", "epoch": 1, "loss": 1.0}) + "\n")
-    store.update_status(run_id, state="finished", seconds=3.0)
+    status.update_status(run_id, state="finished", seconds=3.0)
     return run_id, model
 
 
@@ -47,7 +47,7 @@ def test_export_then_import_gives_the_same_predictions(finished_run):
         "metrics.jsonl",
     }
     new_id = sharing.import_run(data)
-    assert new_id != run_id and store.read_status(new_id).state == "finished"
+    assert new_id != run_id and status.read_status(new_id).state == "finished"
     x = np.random.default_rng(0).random((4, *SHAPE), dtype=np.float32)
     again = catalog.load_trained(f"run:{new_id}")
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
@@ -67,11 +67,11 @@ def test_an_imported_run_does_not_keep_the_other_machines_dataset_version(lab_ho
         dataset_fingerprint="source:keras-cache",
     )  # full MNIST over there
     run_id = store.create_run(cfg)
-    paths = store.run_paths(run_id)
+    paths = run_folder.run_paths(run_id)
     zoo.build_model("custom", SHAPE, 3, LAYERS).save(paths.model)
-    store.write_json_atomic(paths.evaluation, {"accuracy": 0.5, "input_shape": list(SHAPE),
+    run_folder.write_json_atomic(paths.evaluation, {"accuracy": 0.5, "input_shape": list(SHAPE),
                                               "class_names": NAMES})  # fmt: skip
-    store.update_status(run_id, state="finished")
+    status.update_status(run_id, state="finished")
     imported = sharing.import_run(sharing.export_run(run_id))
     assert store.read_config(imported).dataset_fingerprint is None
 
@@ -161,7 +161,7 @@ def test_a_disk_that_fills_during_an_import_leaves_no_run(finished_run, monkeypa
     elif failing_write == "save the model":
         monkeypatch.setattr(keras.Model, "save", no_space)
     else:  # the last write: everything else of the run is on disk by then
-        monkeypatch.setattr(store, "update_status", no_space)
+        monkeypatch.setattr(status, "update_status", no_space)
     with pytest.raises(sharing.SharingError, match=message):
         sharing.import_run(data)
-    assert [p.name for p in store.runs_home().iterdir() if p.is_dir()] == [finished_run[0]]
+    assert [p.name for p in run_folder.runs_home().iterdir() if p.is_dir()] == [finished_run[0]]
