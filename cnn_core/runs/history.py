@@ -1,7 +1,8 @@
 """Training history as tables for charts: one run's live curves, and several runs compared.
 
-Metrics records come from `metrics_log.read_metrics`; these functions only reshape them, so a
-page can hand the frames straight to a chart and a test can check every number.
+Metrics records come from `metrics_log` (read whole, or as they come by a `MetricsReader`);
+these functions only reshape them, so a page can hand the frames straight to a chart and a
+test can check every number.
 """
 
 from __future__ import annotations
@@ -24,18 +25,18 @@ class LiveHistory:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.records: list[dict] = []
-        self.offset = 0
+        self.reader = metrics_log.MetricsReader(run_id)
         self.rewrites = 0
 
     def refresh(self, status: run_status.RunStatus) -> list[dict]:
         """Read new records; returns all records so far."""
         if status.history_rewrites != self.rewrites:
-            self.records, self.offset, self.rewrites = [], 0, status.history_rewrites
-        new, offset = metrics_log.read_metrics(self.run_id, self.offset)
-        if offset < self.offset:  # the file shrank, so read_metrics read it again from the top
+            self.records, self.rewrites = [], status.history_rewrites
+            self.reader.reset()
+        new = self.reader.read_new()
+        if self.reader.restarted:  # the file shrank, so the reader read it again from the top
             self.records = []
         self.records.extend(new)
-        self.offset = offset
         return self.records
 
 

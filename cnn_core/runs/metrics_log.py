@@ -34,7 +34,8 @@ def _parse_lines(chunk: bytes) -> list[dict[str, Any]]:
 
 
 def read_metrics(run_id: str, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """Reads the metrics records appended since ``offset``, for a page polling each second.
+    """Reads the metrics records after ``offset`` (all of them by default); a poller keeps a
+    `MetricsReader` instead.
 
     A last line still being written is left for the next call. A resume that drops an
     unfinished epoch rewrites the file and bumps ``RunStatus.history_rewrites``: a poller
@@ -61,6 +62,47 @@ def read_metrics(run_id: str, offset: int = 0) -> tuple[list[dict[str, Any]], in
         return [], 0
     end = chunk.rfind(b"\n") + 1
     return _parse_lines(chunk[:end]), offset + end
+
+
+class MetricsReader:
+    """Reads one run's metrics log incrementally, as a page or ``--follow`` polling it needs.
+
+    Each `read_new` returns the records appended since the last call, each once and whole: a
+    last line still being written is kept (``partial``) until its end arrives. When the file
+    shrank (a resume rewrote it) the reader starts again from the top and says so in
+    ``restarted``; a caller that sees ``RunStatus.history_rewrites`` change calls `reset`.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.offset = 0  # bytes read so far, the partial last line included
+        self.partial = b""  # the start of a line whose end is not written yet
+        self.restarted = False  # the last read_new began again at the top of the file
+
+    def reset(self) -> None:
+        """Reads from the top again at the next call."""
+        self.offset, self.partial = 0, b""
+
+    def read_new(self) -> list[dict[str, Any]]:
+        """The complete records appended since the last call, in order."""
+        path = run_folder._existing(self.run_id).metrics
+        self.restarted = False
+        try:
+            with open(path, "rb") as f:
+                if self.offset > os.fstat(f.fileno()).st_size:
+                    self.reset()
+                    self.restarted = True
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            self.restarted = self.offset > 0
+            self.reset()
+            return []
+        self.offset += len(chunk)
+        data = self.partial + chunk
+        end = data.rfind(b"\n") + 1
+        self.partial = data[end:]
+        return _parse_lines(data[:end])
 
 
 def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
