@@ -64,12 +64,8 @@ def model_summary(name: str, input_shape: tuple, num_classes: int) -> tuple[list
 
 def start(configs, input_shape, train_size) -> bool:
     """Start runs and watch the first. A bad config is shown and nothing is started."""
-    try:
-        for cfg in configs:  # every config is checked before any worker starts
-            run_config.validate_config(cfg, train_size=train_size, input_shape=input_shape)
-        started = [
-            jobs.start_run(c, train_size=train_size, input_shape=input_shape) for c in configs
-        ]
+    try:  # every config is checked before any worker starts
+        started = jobs.start_runs(configs, train_size=train_size, input_shape=input_shape)
     except (run_config.ConfigError, run_folder.RunError) as exc:
         st.error(str(exc))
         return False

@@ -55,25 +55,66 @@ def spawn_worker(run_id: str) -> subprocess.Popen:
     return proc
 
 
+def start_runs(
+    configs: list[run_config.RunConfig],
+    *,
+    train_size: int | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+) -> list[str]:
+    """Validates and completes every config, then creates each run and starts its worker
+    (which queues itself). Nothing is started when one config is invalid.
+
+    This is the one place a config is validated: the worker trusts the config it reads
+    (it checks only that the dataset is still there and unchanged).
+
+    Args:
+        configs: the runs' configurations, in the order they queue.
+        train_size, input_shape: the dataset's training-set size and image shape, when
+            the caller has them; they enable more checks (see ``run_config.validate_config``).
+
+    Returns:
+        The new run ids, in the order of configs.
+
+    Raises:
+        run_config.ConfigError: a config is invalid; the message says what to fix and, when
+            there are several, which one.
+        run_folder.RunError: the runs folder is unwritable or full.
+    """
+    ready = []
+    for cfg in configs:
+        try:
+            ready.append(_complete_config(cfg, train_size=train_size, input_shape=input_shape))
+        except run_config.ConfigError as exc:
+            if len(configs) == 1:
+                raise
+            raise run_config.ConfigError(f"{cfg.display_name}: {exc} No run was started.") from exc
+    run_ids = []
+    for cfg in ready:
+        run_ids.append(store.create_run(cfg))
+        spawn_worker(run_ids[-1])
+    return run_ids
+
+
 def start_run(
     cfg: run_config.RunConfig,
     *,
     train_size: int | None = None,
     input_shape: tuple[int, int, int] | None = None,
 ) -> str:
-    """Validates a config, creates its run and starts its worker (which queues itself).
+    """`start_runs` for one config: returns its run id."""
+    return start_runs([cfg], train_size=train_size, input_shape=input_shape)[0]
 
-    Args:
-        cfg: the run's configuration.
-        train_size, input_shape: the dataset's training-set size and image shape, when
-            the caller has them; they enable more checks (see ``run_config.validate_config``).
 
-    Returns:
-        The new run id.
+def _complete_config(
+    cfg: run_config.RunConfig,
+    *,
+    train_size: int | None,
+    input_shape: tuple[int, int, int] | None,
+) -> run_config.RunConfig:
+    """The config validated, with the model's defaults, the dataset's fingerprint and a name.
 
     Raises:
-        run_config.ConfigError: the config is invalid; the message says what to fix.
-        run_folder.RunError: the runs folder is unwritable or full.
+        run_config.ConfigError: the config is invalid, or its dataset is gone or damaged.
     """
     from cnn_core.data import versions
     from cnn_core.data.dataset import (
@@ -91,9 +132,7 @@ def start_run(
         from cnn_core.runs import runboard
 
         cfg = dataclasses.replace(cfg, name=runboard.default_name(cfg))
-    run_id = store.create_run(cfg)
-    spawn_worker(run_id)
-    return run_id
+    return cfg
 
 
 def resume_run(run_id: str) -> None:

@@ -266,11 +266,10 @@ def train_run(run_id: str) -> int:
         if cfg.mixed_precision:
             keras.mixed_precision.set_dtype_policy(MIXED_POLICY)
         keras.utils.set_random_seed(cfg.seed)
+        # The config was validated before it was written (jobs.start_runs); what can have
+        # changed since is the data: gone, or replaced by other images (a DatasetError).
         data = versions.load_dataset_version(
             cfg.dataset, cfg.dataset_fingerprint, source=cfg.dataset_source
-        )
-        cfg = run_config.validate_config(
-            cfg, train_size=len(data.x_train), input_shape=data.input_shape
         )
         return _fit(run_id, cfg, data)
     except Exception as exc:  # any failure must reach status.json, never die silently
