@@ -84,21 +84,6 @@ def history_for(run_id: str) -> history.LiveHistory:
     return cache[run_id]
 
 
-def progress_line(status: run_status.RunStatus) -> tuple[float, str]:
-    done = (status.epoch - 1 + status.batch / max(status.batches_per_epoch, 1)) / max(
-        status.epochs, 1
-    )
-    if status.state in ("finished",):
-        done = 1.0
-    if not status.batches_per_epoch:  # a queued run has no batches yet: nothing to count
-        return 0.0, f"not started yet · {status.epochs} epochs"
-    text = f"epoch {status.epoch}/{status.epochs} · batch {status.batch}/{status.batches_per_epoch}"
-    if status.state == "running":  # speed and time left mean nothing once a run has ended
-        speed = f"{status.images_per_s:,.0f} images/s" if status.images_per_s else "—"
-        text += f" · {speed} · time left {runboard.fmt_duration(status.eta_s)}"
-    return min(max(done, 0.0), 1.0), text
-
-
 def line_chart(frame: pd.DataFrame, height: int = 220) -> None:
     if frame.empty:
         st.caption("Waiting for the first figures…")
@@ -202,7 +187,7 @@ def watched_run(row: runboard.RunRow) -> None:
     # A queued run's place comes from the board; its worker's message only repeats "waiting".
     message = "" if row.state == "queued" else now.message
     st.markdown(f"{icon} **{row.state_text}** {message}".strip())
-    share, text = progress_line(now)
+    share, text = runboard.progress(now)
     st.progress(share, text=text)
     charts(records, now)
     evaluation = store.read_evaluation(run_id)

@@ -149,6 +149,26 @@ def epochs_done(status: run_status.RunStatus) -> int:
     return max(status.epoch if complete else status.epoch - 1, 0)
 
 
+def progress(status: run_status.RunStatus) -> tuple[float, str]:
+    """How far a run has come, for a progress bar: (share done, from 0 to 1; one line).
+
+    E.g. (0.35, "epoch 2/4 · batch 40/100 · 1,200 images/s · time left 45 s"). Speed and
+    time left are shown only while the run trains: they mean nothing once it has ended.
+    """
+    done = (status.epoch - 1 + status.batch / max(status.batches_per_epoch, 1)) / max(
+        status.epochs, 1
+    )
+    if status.state == "finished":
+        done = 1.0
+    if not status.batches_per_epoch:  # a queued run has no batches yet: nothing to count
+        return 0.0, f"not started yet · {status.epochs} epochs"
+    text = f"epoch {status.epoch}/{status.epochs} · batch {status.batch}/{status.batches_per_epoch}"
+    if status.state == "running":
+        speed = f"{status.images_per_s:,.0f} images/s" if status.images_per_s else EMPTY
+        text += f" · {speed} · time left {fmt_duration(status.eta_s)}"
+    return min(max(done, 0.0), 1.0), text
+
+
 def _queue_text(place: int, training: int, slots: int) -> str:
     line = "next in line" if place == 1 else f"{_ordinal(place)} in line"
     if training >= slots:
