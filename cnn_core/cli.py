@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from cnn_core.runs import jobs, metrics_log, run_config, store
+from cnn_core.runs import jobs, metrics_log, run_config, run_folder, store
+from cnn_core.runs import status as run_status
 
 FOLLOW_POLL_S = 0.5
 PRECISIONS = {"auto": None, "float32": False, "bfloat16": True}  # --precision -> mixed_precision
@@ -53,13 +54,13 @@ def _epoch_line(rec: dict) -> str:
 def follow(run_id: str, out: TextIO | None = None) -> int:
     """Prints a run's epoch lines until it ends; returns 0 when it finished or stopped."""
     out = out or sys.stdout
-    offset, rewrites = 0, None
+    reader, rewrites = metrics_log.MetricsReader(run_id), None
     while True:
-        status = store.read_status(run_id)
+        status = run_status.read_status(run_id)
         if status.history_rewrites != rewrites:  # a resume rewrote the log: read it all again
-            offset, rewrites = 0, status.history_rewrites
-        records, offset = metrics_log.read_metrics(run_id, offset)
-        for rec in metrics_log.epoch_records(records):
+            reader.reset()
+            rewrites = status.history_rewrites
+        for rec in metrics_log.epoch_records(reader.read_new()):
             print(_epoch_line(rec), file=out, flush=True)
         if not status.active:
             break
@@ -106,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     }  # fmt: skip
     changes = {k: v for k, v in options.items() if v is not None}
     cfg = run_config.RunConfig.from_dict({**base.to_dict(), **changes})
-    run_id = jobs.start_run(cfg)
+    (run_id,) = jobs.start_runs([cfg])
     print(run_id, flush=True)
     return follow(run_id) if args.wait else EXIT_OK
 
@@ -134,7 +135,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         record = runboard.table_record(r)
         rows.append((r.id, *(record[c] for c in RUNS_COLUMNS)))
     if len(rows) == 1:
-        print(f"No runs yet in {store.runs_home()}.")
+        print(f"No runs yet in {run_folder.runs_home()}.")
         return EXIT_OK
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -155,7 +156,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    cfg, status = store.read_config(args.run_id), store.read_status(args.run_id)
+    cfg, status = store.read_config(args.run_id), run_status.read_status(args.run_id)
     print(f"run {args.run_id}: {store.run_name(args.run_id)}")
     print(f"state: {status.state}: {status.message}")
     print("config: " + json.dumps(cfg.to_dict()))
@@ -279,7 +280,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that are the user's to fix (ConfigError and ModelError are
     ValueErrors); the dataset module's only when a command imported it, to keep
     `runs` and `worker` quick to start."""
-    errors: list[type[BaseException]] = [CliError, store.RunError, ValueError]
+    errors: list[type[BaseException]] = [CliError, run_folder.RunError, ValueError]
     loaded = sys.modules.get("cnn_core.datasets")
     if loaded is not None:
         errors.append(loaded.DatasetError)
