@@ -7,10 +7,10 @@ import sys
 import time
 
 import pytest
-
 from cnn_core.cli import main
 from cnn_core.data import readers
-from cnn_core.runs import run_config, store
+from cnn_core.runs import run_config, status, store
+
 from tests.runs.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -72,7 +72,7 @@ def test_train_wait_follows_the_run_to_its_end(tiny, capsys):
     out = capsys.readouterr().out.splitlines()
     assert code == 0, out
     run_id = out[0]
-    assert store.read_status(run_id).state == "finished"
+    assert status.read_status(run_id).state == "finished"
     assert [line.split(":")[0] for line in out[1:3]] == ["epoch 1", "epoch 2"]
     assert out[-2].startswith("test: loss") and out[-1].startswith("finished: ")
     cfg = store.read_config(run_id)

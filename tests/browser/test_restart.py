@@ -7,9 +7,9 @@ import signal
 from pathlib import Path
 
 import pytest
+from cnn_core.runs import run_folder, store
+from cnn_core.runs import status as run_status
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-
-from cnn_core.runs import store
 from tests.browser_helpers import (
     assert_app_navigation,
     free_port,
@@ -20,6 +20,7 @@ from tests.browser_helpers import (
     wait_for_epoch,
 )
 from tests.conftest import ARTIFACTS
+
 from tests.runs.test_jobs import assert_unbroken_history, epochs_logged
 from tests.runs.test_runs import save_tiny_dataset
 
@@ -56,7 +57,7 @@ def lab(lab_home):
     yield lab
     lab.stop(signal.SIGTERM)
     for info in store.list_runs():
-        if store.worker_alive(info.id) and info.status.pid:
+        if run_status.worker_alive(info.id) and info.status.pid:
             os.kill(info.status.pid, signal.SIGKILL)  # only workers this test started
 
 
@@ -64,7 +65,7 @@ def parent_pid(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def stop_the_server_while_training(lab: Lab, page, sig: int) -> tuple[str, store.RunStatus]:
+def stop_the_server_while_training(lab: Lab, page, sig: int) -> tuple[str, run_status.RunStatus]:
     """Starts a run from the Train page (so the server spawns its worker), lets it reach its
     second epoch, then stops the server with `sig`; returns the run's id and its status read
     just before that stop. The worker must outlive the server."""
@@ -74,12 +75,12 @@ def stop_the_server_while_training(lab: Lab, page, sig: int) -> tuple[str, store
     assert parent_pid(info.status.pid) == lab.server.proc.pid  # the server started the worker
     lab.stop(sig)
     assert lab.server.proc.returncode is not None
-    assert store.worker_alive(info.id)  # not even a killed server takes the worker with it
+    assert run_status.worker_alive(info.id)  # not even a killed server takes the worker with it
     return info.id, info.status
 
 
 def metrics_size(run_id: str) -> int:
-    return store.run_paths(run_id).metrics.stat().st_size
+    return run_folder.run_paths(run_id).metrics.stat().st_size
 
 
 def screenshot(page, name: str) -> None:
@@ -132,7 +133,7 @@ def test_a_run_keeps_training_through_a_server_restart(lab, page):
     watched_state(fresh, "finished").wait_for(timeout=FINISH_TIMEOUT_S * 1000)
     fresh.get_by_text(re.compile(r"^Test accuracy \d")).wait_for()
     screenshot(fresh, "restart-finished")
-    assert store.read_status(run_id).state == "finished"
+    assert run_status.read_status(run_id).state == "finished"
     assert epochs_logged(run_id) == list(range(1, EPOCHS + 1))
 
 
@@ -141,7 +142,7 @@ def test_a_run_keeps_training_through_a_server_restart(lab, page):
 def test_a_worker_killed_while_the_server_is_down_is_resumed_from_the_page(lab, page):
     run_id, status = stop_the_server_while_training(lab, page, signal.SIGKILL)
     os.kill(status.pid, signal.SIGKILL)
-    poll_until(lambda: not store.worker_alive(run_id), 10, "the worker's lock to be released")
+    poll_until(lambda: not run_status.worker_alive(run_id), 10, "the worker's lock to be released")
 
     page.goto("about:blank")  # a fresh session after the restart, not a reconnected one
     lab.start()
@@ -154,7 +155,7 @@ def test_a_worker_killed_while_the_server_is_down_is_resumed_from_the_page(lab, 
     page.get_by_role("button", name="Resume").wait_for()
     page.locator(".vega-embed").nth(3).wait_for()  # all four charts drawn
     screenshot(page, "restart-interrupted")
-    checkpoint = store.read_status(run_id).last_checkpoint
+    checkpoint = run_status.read_status(run_id).last_checkpoint
     assert checkpoint
 
     page.get_by_role("button", name="Resume").click()

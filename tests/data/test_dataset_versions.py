@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from cnn_core import catalog
 from cnn_core.cli import main
 from cnn_core.data import datasets, owndata, userdata, versions
@@ -23,7 +21,10 @@ from cnn_core.data.dataset import (
     DatasetInUse,
     DatasetUnavailable,
 )
-from cnn_core.runs import checkpointing, dataset_use, jobs, run_config, store
+from cnn_core.runs import checkpointing, dataset_use, jobs, run_config, run_folder, store
+from cnn_core.runs import status as run_status
+from PIL import Image
+
 from tests.runs.test_runs import TINY_LAYERS
 
 
@@ -57,7 +58,7 @@ def run_on(key: str, fingerprint: str | None, state: str = "finished") -> str:
     cfg = run_config.RunConfig(dataset=key, dataset_fingerprint=fingerprint, model="custom",
                          layers=TINY_LAYERS, epochs=1)  # fmt: skip
     run_id = store.create_run(cfg)
-    store.update_status(run_id, state=state)
+    run_status.update_status(run_id, state=state)
     return run_id
 
 
@@ -132,7 +133,7 @@ def test_delete_is_refused_while_a_run_trains_on_it_and_names_the_runs_after(lab
     key = userdata.save_user_dataset(small_dataset(), "pets")
     done = run_on(key, versions.dataset_fingerprint(key))
     active = run_on(key, versions.dataset_fingerprint(key), state="running")
-    p = store.run_paths(active)
+    p = run_folder.run_paths(active)
     import fcntl
     import os
 
@@ -144,7 +145,7 @@ def test_delete_is_refused_while_a_run_trains_on_it_and_names_the_runs_after(lab
         assert key in datasets.list_datasets()
     finally:
         os.close(fd)
-    store.update_status(active, state="stopped")
+    run_status.update_status(active, state="stopped")
     used = dataset_use.delete_dataset("pets")
     assert {label.split()[0] for label in used} == {done, active}
     assert key not in datasets.list_datasets()
@@ -220,7 +221,7 @@ def test_the_worker_refuses_a_changed_dataset(lab_home):
                          layers=TINY_LAYERS, batch_size=4, epochs=1)  # fmt: skip
     run_id = store.create_run(cfg)
     assert training.train_run(run_id) == 1
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     assert status.state == "failed"
     assert "The images this run trained on were replaced" in status.message
     assert not checkpointing.checkpoints(run_id)  # not one batch on the wrong images

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
-
 from cnn_core import catalog
 from cnn_core.data import datasets
 from cnn_core.data.dataset import USER_PREFIX, DatasetUnavailable
 from cnn_core.explain import evaluation, inference
-from cnn_core.runs import store
+from cnn_core.runs import run_folder
+from streamlit.testing.v1 import AppTest
 from tests.browser_helpers import poll_until
 from tests.conftest import open_page
 
@@ -192,7 +191,7 @@ def test_a_cell_chosen_on_another_dataset_is_not_reused(replay_run):
 
 
 def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
-    store.run_paths(replay_run).checkpoint(2).write_bytes(b"not a keras file")
+    run_folder.run_paths(replay_run).checkpoint(2).write_bytes(b"not a keras file")
     at = open_page("evaluate", f"{USER_PREFIX}tiny")
     at.select_slider(key=f"evaluate_epoch-run:{replay_run}").set_value(2).run()
     assert not at.exception

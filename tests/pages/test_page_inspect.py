@@ -1,11 +1,10 @@
 """The Inspect page through AppTest, with the shipped MNIST model and a tiny run of three epochs."""
 
 import numpy as np
-from streamlit.testing.v1 import AppTest
-
 from cnn_core.data import datasets
 from cnn_core.data.dataset import USER_PREFIX
-from cnn_core.runs import store
+from cnn_core.runs import run_folder
+from streamlit.testing.v1 import AppTest
 from tests.conftest import open_page
 
 PRETRAINED = "pretrained:mnist-simple_convnet"
@@ -138,7 +137,7 @@ def test_replay_shows_each_epoch_of_a_run(replay_run):
 
 
 def test_a_model_that_cannot_be_loaded_shows_a_message(replay_run):
-    store.run_paths(replay_run).checkpoint(1).write_bytes(b"not a keras file")
+    run_folder.run_paths(replay_run).checkpoint(1).write_bytes(b"not a keras file")
     at = open_page("inspect", f"{USER_PREFIX}tiny")
     at.select_slider(key=f"inspect_epoch-run:{replay_run}").set_value(1).run()
     assert not at.exception

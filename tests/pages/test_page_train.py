@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from cnn_core.data import datasets, userdata
 from cnn_core.data.dataset import Dataset
 from cnn_core.runs import metrics_log, presets, run_config, store
+from cnn_core.runs import status as run_status
+from streamlit.testing.v1 import AppTest
 from tests.browser_helpers import poll_until, start_training_on_page, wait_for_epoch
 from tests.conftest import open_page
 
@@ -28,9 +28,11 @@ def tiny_dataset(lab_home):
     return save_random_dataset("tiny")
 
 
-def wait_for_state(run_id: str, states: tuple[str, ...], timeout: float = 120) -> store.RunStatus:
-    def reached() -> store.RunStatus | None:
-        status = store.read_status(run_id)
+def wait_for_state(
+    run_id: str, states: tuple[str, ...], timeout: float = 120
+) -> run_status.RunStatus:
+    def reached() -> run_status.RunStatus | None:
+        status = run_status.read_status(run_id)
         return status if status.state in states else None
 
     return poll_until(reached, timeout, f"{run_id} to be {' or '.join(states)}", interval=0.2)
@@ -78,7 +80,7 @@ def test_stop_and_resume_through_the_page_continue_the_epochs(tiny_dataset):
     at = open_page("train", tiny_dataset)
     run_id = start_custom_run(at, epochs=60)
     wait_for_state(run_id, ("running",))
-    poll_until(lambda: store.read_status(run_id).epoch >= 2, 60, "epoch 2", interval=0.2)
+    poll_until(lambda: run_status.read_status(run_id).epoch >= 2, 60, "epoch 2", interval=0.2)
     at.run()
     at.button(key=f"stop-{run_id}").click().run()
     stopped = wait_for_state(run_id, ("stopped",), timeout=30)
@@ -87,7 +89,7 @@ def test_stop_and_resume_through_the_page_continue_the_epochs(tiny_dataset):
     assert not at.exception
     wait_for_state(run_id, ("running", "finished"))
     poll_until(
-        lambda: store.read_status(run_id).epoch > stopped.last_checkpoint + 1,
+        lambda: run_status.read_status(run_id).epoch > stopped.last_checkpoint + 1,
         60, "an epoch after the resumed one", interval=0.2,
     )  # fmt: skip
     at.run()
@@ -228,8 +230,9 @@ def test_an_interrupted_run_shows_no_speed_or_time_left(tiny_dataset):
         dataset=tiny_dataset, model="custom", layers=TINY_LAYERS, batch_size=16
     )
     run_id = store.create_run(run_config.validate_config(cfg))
-    store.update_status(run_id, state="interrupted", epoch=2, batch=5, batches_per_epoch=10,
-                       images_per_s=1200.0, eta_s=25.0, message="The worker stopped.")  # fmt: skip
+    run_status.update_status(run_id, state="interrupted", epoch=2, batch=5, batches_per_epoch=10,
+                             images_per_s=1200.0, eta_s=25.0,
+                             message="The worker stopped.")  # fmt: skip
     at = open_page("train", tiny_dataset)
     at.session_state["run_id"] = run_id
     at.run()
@@ -263,7 +266,7 @@ def test_enter_in_a_number_box_of_the_form_starts_no_run(app_server, page, monke
     (started,) = poll_until(new_runs, 30, "the run started by the button")
     assert started.config.epochs == 4  # the typed values were kept, only not submitted
     page.get_by_role("button", name="Stop").click()
-    poll_until(lambda: not store.read_status(started.id).active, 60, "the run to stop")
+    poll_until(lambda: not run_status.read_status(started.id).active, 60, "the run to stop")
 
 
 def test_the_live_panel_and_the_table_say_the_same_of_a_queued_run(tiny_dataset, monkeypatch):
@@ -275,10 +278,12 @@ def test_the_live_panel_and_the_table_say_the_same_of_a_queued_run(tiny_dataset,
     cfg = run_config.validate_config(run_config.RunConfig(dataset=tiny_dataset, model="custom",
                                               layers=TINY_LAYERS, batch_size=16))  # fmt: skip
     training, waiting = store.create_run(cfg), store.create_run(cfg)
-    lock = store.acquire_worker_lock(training)
+    lock = run_status.acquire_worker_lock(training)
     try:
-        store.update_status(training, state="running", epoch=1, batch=2, batches_per_epoch=4)
-        store.update_status(waiting, message="Waiting for a free training slot (0 runs ahead).")
+        run_status.update_status(training, state="running", epoch=1, batch=2, batches_per_epoch=4)
+        run_status.update_status(
+            waiting, message="Waiting for a free training slot (0 runs ahead)."
+        )
         store.rename_run(training, "the training one")
         store.rename_run(waiting, "the waiting one")
         at = open_page("train", tiny_dataset, run_id=waiting)
@@ -303,9 +308,9 @@ def test_a_new_session_watches_the_training_run_not_a_queued_one(tiny_dataset, m
                                               layers=TINY_LAYERS, batch_size=16))  # fmt: skip
     training = store.create_run(cfg)
     store.create_run(cfg)  # newer, queued: listed first
-    lock = store.acquire_worker_lock(training)
+    lock = run_status.acquire_worker_lock(training)
     try:
-        store.update_status(training, state="running", epoch=1, batch=2, batches_per_epoch=4)
+        run_status.update_status(training, state="running", epoch=1, batch=2, batches_per_epoch=4)
         at = open_page("train", tiny_dataset)
         assert at.session_state["run_id"] == training
     finally:
@@ -316,7 +321,7 @@ def test_a_run_is_renamed_and_deleted_on_the_page(tiny_dataset):
     cfg = run_config.validate_config(run_config.RunConfig(dataset=tiny_dataset, model="custom",
                                               layers=TINY_LAYERS, batch_size=16))  # fmt: skip
     run_id = store.create_run(cfg)
-    store.update_status(run_id, state="stopped", message="Stopped.")
+    run_status.update_status(run_id, state="stopped", message="Stopped.")
     at = open_page("train", tiny_dataset, run_id=run_id)
     at.text_input(key=f"name-{run_id}").set_value("Lesson 1: small filters")
     at.button(key=f"rename-{run_id}").click().run()
@@ -349,4 +354,4 @@ def test_a_training_run_is_renamed_in_chromium_while_its_panel_redraws(
                "the new name to be saved")  # fmt: skip
     page.get_by_role("heading", name="Lesson one: tiny filters").wait_for()
     page.get_by_role("button", name="Stop").click()
-    poll_until(lambda: not store.read_status(active[0].id).active, 60, "the run to stop")
+    poll_until(lambda: not run_status.read_status(active[0].id).active, 60, "the run to stop")

@@ -16,10 +16,11 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-
-from cnn_core.runs import checkpointing, jobs, store
+from cnn_core.runs import checkpointing, jobs, run_folder, store
+from cnn_core.runs import status as run_status
 from tests.browser_helpers import poll_until
 from tests.conftest import REPO, open_page
+
 from tests.runs.test_jobs import assert_unbroken_history
 from tests.runs.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
 
@@ -39,7 +40,7 @@ CREATE_RUN = (
     "from cnn_core.runs import checkpointing, run_config, store\n"
     "try:\n"
     "    print(store.create_run(run_config.RunConfig.from_dict(json.loads(sys.argv[1]))))\n"
-    "except store.RunError as exc:\n"
+    "except run_folder.RunError as exc:\n"
     "    sys.exit(str(exc))\n"
 )
 RUN_CLI = "import runpy\nrunpy.run_module('cnn_core', run_name='__main__', alter_sys=True)\n"
@@ -52,14 +53,14 @@ def run_limited(limit_bytes: int, code: str, *args: str) -> subprocess.Completed
 
 
 def run_folders() -> list[str]:
-    home = store.runs_home()
+    home = run_folder.runs_home()
     return sorted(p.name for p in home.iterdir() if p.is_dir()) if home.is_dir() else []
 
 
 def assert_complete(run_id: str) -> None:
     assert store.read_config(run_id) == tiny_config()
-    assert store.read_status(run_id).state in ("queued", "interrupted")
-    assert store.run_paths(run_id).checkpoints.is_dir()
+    assert run_status.read_status(run_id).state in ("queued", "interrupted")
+    assert run_folder.run_paths(run_id).checkpoints.is_dir()
     assert [info.id for info in store.list_runs()] == [run_id]
 
 
@@ -74,7 +75,7 @@ def live_workers(tiny):
     """Kills, after the test, the workers it left alive (only those of its own lab home)."""
     yield
     for info in store.list_runs():
-        if store.worker_alive(info.id) and info.status.pid:
+        if run_status.worker_alive(info.id) and info.status.pid:
             os.kill(info.status.pid, signal.SIGKILL)
 
 
@@ -82,55 +83,55 @@ def live_workers(tiny):
 
 
 def make_runs_home_a_file() -> None:
-    store.runs_home().parent.mkdir(parents=True, exist_ok=True)
-    store.runs_home().write_text("a file where the runs folder should be")
+    run_folder.runs_home().parent.mkdir(parents=True, exist_ok=True)
+    run_folder.runs_home().write_text("a file where the runs folder should be")
 
 
 def test_a_runs_home_under_a_file_is_refused(lab_home):
     lab_home.parent.mkdir(parents=True, exist_ok=True)
     lab_home.write_text("a file where the lab home should be")
     assert "not writable (Not a directory)" in store.runs_home_problem()
-    with pytest.raises(store.RunError, match="Set CNN_LAB_HOME to a folder you can write to"):
+    with pytest.raises(run_folder.RunError, match="Set CNN_LAB_HOME to a folder you can write to"):
         store.create_run(tiny_config())
     assert lab_home.is_file()
 
 
 def test_a_runs_home_that_is_a_file_is_refused(tiny):
     make_runs_home_a_file()
-    with pytest.raises(store.RunError, match="is not writable"):
+    with pytest.raises(run_folder.RunError, match="is not writable"):
         jobs.start_run(tiny_config())
-    assert store.runs_home().is_file()
+    assert run_folder.runs_home().is_file()
 
 
 def test_a_nearly_full_disk_is_refused_at_start_and_at_resume(tiny, monkeypatch):
     stopped = store.create_run(tiny_config())  # made while there was room
-    store.update_status(stopped, state="stopped")
+    run_status.update_status(stopped, state="stopped")
     free = store.MIN_FREE_BYTES - 1
     usage = SimpleNamespace(total=2 * free, used=free, free=free)
     monkeypatch.setattr(store.shutil, "disk_usage", lambda path: usage)
     message = "MB free; training needs at least 200 MB for checkpoints. Delete old runs"
-    with pytest.raises(store.RunError, match=message):
+    with pytest.raises(run_folder.RunError, match=message):
         jobs.start_run(tiny_config())
-    with pytest.raises(store.RunError, match=message):
+    with pytest.raises(run_folder.RunError, match=message):
         jobs.resume_run(stopped)
-    assert store.read_status(stopped).state == "stopped"
+    assert run_status.read_status(stopped).state == "stopped"
     assert run_folders() == [stopped]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway")
 def test_a_read_only_runs_home_is_refused(tiny):
-    store.runs_home().mkdir(parents=True, exist_ok=True)
-    store.runs_home().chmod(0o500)
+    run_folder.runs_home().mkdir(parents=True, exist_ok=True)
+    run_folder.runs_home().chmod(0o500)
     try:
-        with pytest.raises(store.RunError, match="not writable"):
+        with pytest.raises(run_folder.RunError, match="not writable"):
             jobs.start_run(tiny_config())
         assert run_folders() == []
     finally:
-        store.runs_home().chmod(0o700)
+        run_folder.runs_home().chmod(0o700)
 
 
 def test_a_run_is_complete_or_absent_whatever_the_room_left(tiny):
-    status = json.dumps(store.RunStatus(state="queued").to_dict(), indent=2)
+    status = json.dumps(run_status.RunStatus(state="queued").to_dict(), indent=2)
     config = json.dumps(tiny_config().to_dict(), indent=2)
     # 1 byte: the start check's write fails. 600: status.json fits, config.json does not.
     assert len(status) < 600 < len(config)
@@ -155,9 +156,9 @@ def test_the_command_line_says_so_instead_of_a_traceback(tiny):
     assert run_folders() == []
 
 
-def wait_until_ended(run_id: str) -> store.RunStatus:
+def wait_until_ended(run_id: str) -> run_status.RunStatus:
     return poll_until(
-        lambda: (s := store.read_status(run_id)).state in ENDED and s, RUN_TIMEOUT_S, "the end"
+        lambda: (s := run_status.read_status(run_id)).state in ENDED and s, RUN_TIMEOUT_S, "the end"
     )
 
 
@@ -169,8 +170,10 @@ def fill_the_disk_of(pid: int) -> None:
 
 def test_a_disk_that_fills_during_training_keeps_the_last_checkpoint(live_workers):
     run_id = jobs.start_run(tiny_config(epochs=500, layers=BIG_LAYERS))
-    poll_until(lambda: store.read_status(run_id).last_checkpoint, RUN_TIMEOUT_S, "a checkpoint")
-    fill_the_disk_of(store.read_status(run_id).pid)
+    poll_until(
+        lambda: run_status.read_status(run_id).last_checkpoint, RUN_TIMEOUT_S, "a checkpoint"
+    )
+    fill_the_disk_of(run_status.read_status(run_id).pid)
     saved = {path: path.read_bytes() for _, path in checkpointing.checkpoints(run_id)}
     assert min(len(data) for data in saved.values()) > 2 * ROOM_FOR_SMALL_FILES
 
@@ -185,18 +188,19 @@ def test_a_disk_that_fills_during_training_keeps_the_last_checkpoint(live_worker
         f"be saved. Free space (delete old runs), then Resume: training continues after epoch "
         f"{kept_epoch}."
     )
-    assert not list(store.run_paths(run_id).checkpoints.glob(".*.tmp.keras"))  # space given back
+    # the space is given back
+    assert not list(run_folder.run_paths(run_id).checkpoints.glob(".*.tmp.keras"))
     assert_unbroken_history(run_id)
 
     jobs.resume_run(run_id)  # the space is back
     poll_until(
-        lambda: (store.read_status(run_id).last_checkpoint or 0) > kept_epoch,
+        lambda: (run_status.read_status(run_id).last_checkpoint or 0) > kept_epoch,
         RUN_TIMEOUT_S, "a checkpoint after the resume",
     )  # fmt: skip
     jobs.stop_run(run_id)
     assert wait_until_ended(run_id).state == "stopped"
     assert_unbroken_history(run_id)
-    assert not list(store.run_paths(run_id).checkpoints.glob(".*.tmp.keras"))
+    assert not list(run_folder.run_paths(run_id).checkpoints.glob(".*.tmp.keras"))
     assert all(checkpointing.checkpoint_ok(path) for _, path in checkpointing.checkpoints(run_id))
 
 
@@ -209,7 +213,7 @@ def test_the_train_page_shows_the_problem_instead_of_the_form(tiny):
     assert not at.exception
     assert any("is not writable" in e.value for e in at.error), [e.value for e in at.error]
     assert not [b for b in at.button if "Start" in b.label]
-    assert store.runs_home().is_file()
+    assert run_folder.runs_home().is_file()
 
 
 def test_a_disk_that_fills_at_the_click_leaves_no_run(tiny, monkeypatch):
@@ -220,7 +224,7 @@ def test_a_disk_that_fills_at_the_click_leaves_no_run(tiny, monkeypatch):
     def no_space(path, obj):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(store, "write_json_atomic", no_space)
+    monkeypatch.setattr(run_folder, "write_json_atomic", no_space)
     at.button[-1].click()  # the form's "Start training"
     at.run()
     assert not at.exception

@@ -4,9 +4,9 @@ import json
 import statistics
 
 import pytest
-
 from cnn_core import settings
 from cnn_core.runs import estimates, metrics_log, presets, store
+from cnn_core.runs import status as run_status
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_this_machines_own_runs_come_first(table, lab_home):
     records = metrics_log.epoch_records(metrics_log.read_metrics(run_id)[0])
     est = estimates.epoch_estimate(cfg.model, cfg.dataset, (12, 12, 1), 72)
     median = statistics.median(r["seconds"] for r in records)
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     trained_images = status.batches_per_epoch * cfg.batch_size
     assert est.low_s == est.high_s == pytest.approx(median * 72 / trained_images)
     tenfold = estimates.epoch_estimate(cfg.model, cfg.dataset, (12, 12, 1), 720)

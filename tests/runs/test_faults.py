@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 import pytest
-
 from cnn_core.data import userdata
 from cnn_core.data.dataset import Dataset
 from cnn_core.runs import jobs, metrics_log, run_config, store
+from cnn_core.runs import status as run_status
 from tests.browser_helpers import poll_until
 
 KILLS = 10
@@ -38,12 +38,12 @@ def config(name: str) -> run_config.RunConfig:
                           epochs=EPOCHS, batch_size=16, validation_split=0.0, seed=3)  # fmt: skip
 
 
-def state_in(run_id: str, *states: str) -> store.RunStatus | None:
-    status = store.read_status(run_id)
+def state_in(run_id: str, *states: str) -> run_status.RunStatus | None:
+    status = run_status.read_status(run_id)
     return status if status.state in states else None
 
 
-def finish(run_id: str) -> store.RunStatus:
+def finish(run_id: str) -> run_status.RunStatus:
     return poll_until(lambda: state_in(run_id, "finished"), 180, "the run to finish")
 
 
@@ -62,7 +62,7 @@ def test_ten_sigkills_at_random_moments_lose_nothing(lab_home):
         if status.state == "finished":
             break
         time.sleep(rng.uniform(0.0, 1.5))  # a random moment: start-up, mid-epoch or checkpoint
-        pid = store.read_status(run_id).pid
+        pid = run_status.read_status(run_id).pid
         if pid is None:
             continue
         try:

@@ -5,10 +5,11 @@ import signal
 import time
 
 import pytest
-
 from cnn_core import settings
-from cnn_core.runs import checkpointing, jobs, metrics_log, run_config, store
+from cnn_core.runs import checkpointing, jobs, metrics_log, run_config, run_folder, store
+from cnn_core.runs import status as run_status
 from tests.browser_helpers import poll_until
+
 from tests.runs.test_runs import save_tiny_dataset, tiny_config
 
 STOP_BOUND_S = 10.0  # "within a few seconds", with headroom for a loaded CI machine
@@ -24,7 +25,7 @@ def engine(lab_home):
     save_tiny_dataset(n=3000, name="long")
     yield lab_home
     for info in store.list_runs():
-        if store.worker_alive(info.id) and info.status.pid:
+        if run_status.worker_alive(info.id) and info.status.pid:
             os.kill(info.status.pid, signal.SIGKILL)  # only workers this test started
 
 
@@ -34,7 +35,7 @@ def long_config(**changes) -> run_config.RunConfig:
 
 
 def state(run_id: str) -> str:
-    return store.read_status(run_id).state
+    return run_status.read_status(run_id).state
 
 
 def epochs_logged(run_id: str) -> list[int]:
@@ -52,7 +53,7 @@ def assert_unbroken_history(run_id: str) -> None:
 
 def in_epoch(run_id: str, epoch: int) -> bool:
     """True once the worker is well inside that epoch (or a later one), past a checkpoint."""
-    s = store.read_status(run_id)
+    s = run_status.read_status(run_id)
     if s.state in DONE:
         raise AssertionError(f"run ended early: {s.state}: {s.message}")
     return (
@@ -83,13 +84,13 @@ def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
     poll_until(lambda: state(run_id) == "stopped", 60, "the stop")
     took = time.monotonic() - asked
     assert took < STOP_BOUND_S, f"stopping took {took:.1f} s"
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     k, b, per_epoch = status.epoch, status.batch, status.batches_per_epoch
     if b == per_epoch:  # the stop landed on an epoch's last batch: epoch k is complete
         k, b = k + 1, 0
     # The stopped part of epoch k has no record yet; its checkpoint holds its b batches.
     assert epochs_logged(run_id) == list(range(1, k)) and status.last_checkpoint == k - 1
-    steps_at_stop = iterations(store.run_paths(run_id).checkpoint(k - 1, b))
+    steps_at_stop = iterations(run_folder.run_paths(run_id).checkpoint(k - 1, b))
     assert steps_at_stop == (k - 1) * per_epoch + b
 
     jobs.resume_run(run_id)
@@ -100,7 +101,7 @@ def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
     assert_unbroken_history(run_id)
     assert epochs_logged(run_id)[: k + 1] == list(range(1, k + 2))
     # The optimizer went on from its saved step count, and trained the rest of epoch k.
-    after = iterations(store.run_paths(run_id).checkpoint(k + 1))
+    after = iterations(run_folder.run_paths(run_id).checkpoint(k + 1))
     assert after == (k + 1) * per_epoch
     resumed = metrics_log.epoch_records(metrics_log.read_metrics(run_id)[0])[k - 1]
     assert resumed["partial"] is False and resumed["val_loss"] is not None
@@ -109,15 +110,15 @@ def test_stop_is_prompt_and_resume_continues_with_the_optimizer_state(engine):
 def test_a_killed_worker_is_interrupted_and_resumes_without_gaps(engine):
     run_id = jobs.start_run(long_config(epochs=3))
     poll_until(lambda: in_epoch(run_id, 2), RUN_TIMEOUT_S, "epoch 2 to be under way")
-    os.kill(store.read_status(run_id).pid, signal.SIGKILL)
+    os.kill(run_status.read_status(run_id).pid, signal.SIGKILL)
     poll_until(lambda: state(run_id) == "interrupted", 30, "the run to read as interrupted")
-    done = store.read_status(run_id).last_checkpoint
+    done = run_status.read_status(run_id).last_checkpoint
     # Half an epoch was logged after the last checkpoint: the resume must drop it.
     assert any(r["epoch"] > done for r in metrics_log.read_metrics(run_id)[0])
 
     jobs.resume_run(run_id)
     poll_until(lambda: state(run_id) in DONE, RUN_TIMEOUT_S, "the resumed run to end")
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     assert status.state == "finished", status.message
     assert epochs_logged(run_id) == [1, 2, 3]
     assert_unbroken_history(run_id)
@@ -145,15 +146,15 @@ def test_queued_runs_train_one_at_a_time_in_order_through_workers(engine, monkey
         return all(s in DONE for s in states)
 
     poll_until(all_done, 3 * RUN_TIMEOUT_S, "all queued runs to end", interval=0.02)
-    statuses = [store.read_status(i) for i in ids]
+    statuses = [run_status.read_status(i) for i in ids]
     assert [s.state for s in statuses] == ["finished"] * 3, [s.message for s in statuses]
     assert all(seen[i] == ["queued", "running", "finished"] for i in ids), seen
     assert most_running == 1 and waiting_seen
-    assert sorted(ids, key=lambda i: store.read_status(i).started) == ids
+    assert sorted(ids, key=lambda i: run_status.read_status(i).started) == ids
     spans = [(s.started, s.finished) for s in statuses]
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
     assert state(cancelled) == "stopped" and metrics_log.read_metrics(cancelled) == ([], 0)
-    poll_until(lambda: not store.worker_alive(cancelled), 30, "the cancelled worker to exit")
+    poll_until(lambda: not run_status.worker_alive(cancelled), 30, "the cancelled worker to exit")
     assert_run_artefacts(ids[0])
 
 
@@ -162,7 +163,7 @@ def assert_run_artefacts(run_id: str) -> None:
     assert {r["kind"] for r in metrics_log.read_metrics(run_id)[0]} == {"batch", "epoch"}
     assert epochs_logged(run_id) == [1, 2]
     assert store.read_evaluation(run_id)["test_images"] == 48
-    p = store.run_paths(run_id)
+    p = run_folder.run_paths(run_id)
     assert list((p.tensorboard / "train").glob("events.out.tfevents.*"))
     assert list((p.tensorboard / "validation").glob("events.out.tfevents.*"))
     assert p.log.stat().st_size > 0 and p.model.is_file()
@@ -173,16 +174,16 @@ def assert_run_artefacts(run_id: str) -> None:
 
 def test_resume_refuses_what_cannot_resume(engine):
     run_id = store.create_run(run_config.validate_config(tiny_config()))
-    store.update_status(run_id, state="finished")
-    with pytest.raises(store.RunError, match="has finished"):
+    run_status.update_status(run_id, state="finished")
+    with pytest.raises(run_folder.RunError, match="has finished"):
         jobs.resume_run(run_id)
-    store.update_status(run_id, state="failed", message="The loss became NaN")
-    with pytest.raises(store.RunError, match="before its first checkpoint.*NaN"):
+    run_status.update_status(run_id, state="failed", message="The loss became NaN")
+    with pytest.raises(run_folder.RunError, match="before its first checkpoint.*NaN"):
         jobs.resume_run(run_id)
-    lock = store.acquire_worker_lock(run_id)
+    lock = run_status.acquire_worker_lock(run_id)
     try:
-        store.update_status(run_id, state="running")
-        with pytest.raises(store.RunError, match="is running"):
+        run_status.update_status(run_id, state="running")
+        with pytest.raises(run_folder.RunError, match="is running"):
             jobs.resume_run(run_id)
     finally:
         os.close(lock)

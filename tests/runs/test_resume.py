@@ -10,8 +10,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_config
-
 from cnn_core import catalog
 from cnn_core.runs import (
     callbacks,
@@ -20,9 +18,13 @@ from cnn_core.runs import (
     metrics_log,
     pipeline,
     run_config,
+    run_folder,
     store,
     training,
 )
+from cnn_core.runs import status as run_status
+from tensorflow.python.framework import config as tf_config
+
 from tests.runs.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
 
 EPOCHS = 3
@@ -61,7 +63,7 @@ class StopAt:
             p = tracker.progress
             self.trained.append((p.epoch, p.batches))
             if (p.epoch, p.batches) in stops:
-                store.request_stop(run_id)
+                run_status.request_stop(run_id)
 
         monkeypatch.setattr(callbacks.ProgressTracker, "on_train_batch_end", on_train_batch_end)
 
@@ -70,13 +72,13 @@ def train_until_finished(run_id: str) -> int:
     """Trains, and resumes after each stop as the Resume button does; returns the stops."""
     stops = 0
     while True:
-        assert training.train_run(run_id) == 0, store.read_status(run_id).message
-        status = store.read_status(run_id)
+        assert training.train_run(run_id) == 0, run_status.read_status(run_id).message
+        status = run_status.read_status(run_id)
         if status.state == "finished":
             return stops
         assert status.state == "stopped", status.message
         stops += 1
-        store.clear_stop_request(run_id)
+        run_status.clear_stop_request(run_id)
 
 
 def new_run(**changes) -> str:
@@ -88,7 +90,7 @@ def records(run_id: str, kind: str) -> list[dict]:
 
 
 def final_model(run_id: str) -> keras.Model:
-    return keras.saving.load_model(store.run_paths(run_id).model)
+    return keras.saving.load_model(run_folder.run_paths(run_id).model)
 
 
 def test_stops_at_random_batches_lose_no_training(tiny, monkeypatch, deterministic):
@@ -132,7 +134,7 @@ def test_a_stop_mid_epoch_saves_where_it_was_and_resume_goes_on_from_there(tiny,
     run_id = new_run(epochs=2)
     StopAt(monkeypatch, run_id, {(2, 3)})
     assert training.train_run(run_id) == 0
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     assert status.state == "stopped"
     assert status.message == "Stopped at batch 3 of 5 in epoch 2; Resume continues with batch 4."
     # No record for the stopped part of epoch 2: it gets one when it is complete.
@@ -146,11 +148,11 @@ def test_a_stop_mid_epoch_saves_where_it_was_and_resume_goes_on_from_there(tiny,
     part = [r for r in records(run_id, "batch") if r["epoch"] == 2]
     assert state["sums"]["loss"] == pytest.approx(16 * sum(r["loss"] for r in part), rel=1e-5)
 
-    store.clear_stop_request(run_id)
+    run_status.clear_stop_request(run_id)
     assert training.train_run(run_id) == 0
-    assert store.read_status(run_id).state == "finished"
+    assert run_status.read_status(run_id).state == "finished"
     assert [r["epoch"] for r in records(run_id, "epoch")] == [1, 2]
-    assert store.read_status(run_id).history_rewrites == 0  # nothing was dropped
+    assert run_status.read_status(run_id).history_rewrites == 0  # nothing was dropped
     # Once epoch 2 is complete its mid-epoch checkpoint is of no use: it is gone.
     assert [c.position for c in checkpointing.resume_points(run_id)] == [(0, 0), (1, 0), (2, 0)]
 
@@ -172,7 +174,7 @@ def test_a_stop_at_an_epoch_end_keeps_the_epoch_and_resume_starts_the_next(tiny,
     run_id = new_run(epochs=2)
     recorder = StopAt(monkeypatch, run_id, {(1, BATCHES)})
     assert training.train_run(run_id) == 0
-    assert store.read_status(run_id).message == "Stopped after epoch 1; resume to continue."
+    assert run_status.read_status(run_id).message == "Stopped after epoch 1; resume to continue."
     assert [r["epoch"] for r in records(run_id, "epoch")] == [1]
     assert records(run_id, "epoch")[0]["val_loss"] is not None
     assert checkpointing.latest_good_checkpoint(run_id).position == (1, 0)
@@ -184,7 +186,7 @@ def test_the_untrained_network_is_kept_as_epoch_0_for_replay(tiny):
     run_id = new_run(epochs=2)
     train_until_finished(run_id)
     assert catalog.checkpoint_epochs(catalog.RUN_PREFIX + run_id) == [0, 1, 2]
-    first = keras.saving.load_model(store.run_paths(run_id).checkpoint(0))
+    first = keras.saving.load_model(run_folder.run_paths(run_id).checkpoint(0))
     assert int(first.optimizer.iterations) == 0
     # The same weights as a fresh network built with the run's random seed.
     keras.utils.set_random_seed(SETTINGS["seed"])
@@ -234,18 +236,18 @@ def test_a_killed_worker_resumes_from_the_mid_epoch_checkpoint_and_drops_what_fo
     recorder = StopAt(monkeypatch, run_id, {(1, 2)})
     assert training.train_run(run_id) == 0
     # As a worker killed after resuming leaves it: batches 3 and 4 logged, no checkpoint.
-    with open(store.run_paths(run_id).metrics, "ab") as f:
+    with open(run_folder.run_paths(run_id).metrics, "ab") as f:
         for b in (3, 4):
             metrics_log.append_metrics(f, {"kind": "batch", "epoch": 1, "batch": b, "loss": 99.0})
-    store.clear_stop_request(run_id)
-    store.update_status(run_id, state="running", pid=1)
-    assert store.read_status(run_id).state == "interrupted"
+    run_status.clear_stop_request(run_id)
+    run_status.update_status(run_id, state="running", pid=1)
+    assert run_status.read_status(run_id).state == "interrupted"
 
     assert training.train_run(run_id) == 0
-    assert store.read_status(run_id).state == "finished"
+    assert run_status.read_status(run_id).state == "finished"
     every_batch = [(e, b) for e in (1, 2) for b in range(1, BATCHES + 1)]
     assert recorder.trained == every_batch
     lines = records(run_id, "batch")
     assert [(r["epoch"], r["batch"]) for r in lines] == every_batch
     assert 99.0 not in [r["loss"] for r in lines]  # the killed worker's lines were dropped
-    assert store.read_status(run_id).history_rewrites == 1
+    assert run_status.read_status(run_id).history_rewrites == 1

@@ -6,9 +6,10 @@ import time
 
 import pandas as pd
 import pytest
-
 from cnn_core.cli import main
 from cnn_core.runs import history, run_config, runboard, store
+from cnn_core.runs import status as run_status
+
 from tests.runs.test_runs import save_tiny_dataset, tiny_config
 
 
@@ -30,11 +31,11 @@ def cli_rows(capsys) -> dict[str, str]:
 
 def test_a_queued_run_behind_a_training_one_is_told_so_the_same_everywhere(tiny, capsys):
     training = new_run()
-    lock = store.acquire_worker_lock(training)  # a live worker, as far as any reader can tell
+    lock = run_status.acquire_worker_lock(training)  # a live worker, as far as any reader can tell
     try:
-        store.update_status(training, state="running", epoch=1, batch=3, batches_per_epoch=5)
+        run_status.update_status(training, state="running", epoch=1, batch=3, batches_per_epoch=5)
         first, second = new_run(), new_run()
-        store.update_status(second, queued=time.time() + 1)  # later in the queue
+        run_status.update_status(second, queued=time.time() + 1)  # later in the queue
         rows = {r.id: r for r in runboard.board()}
         assert rows[training].state_text.startswith("running")
         assert rows[first].queue_place == 1 and rows[second].queue_place == 2
@@ -86,11 +87,12 @@ def test_the_table_shows_the_settings_that_tell_runs_apart(tiny):
     ],
 )
 def test_epochs_done_counts_complete_epochs(status, done):
-    assert runboard.epochs_done(store.RunStatus(**status)) == done
+    assert runboard.epochs_done(run_status.RunStatus(**status)) == done
 
 
 def test_an_imported_run_shows_the_epochs_it_was_trained_for(tiny):
     from cnn_core.runs import sharing
+
     from tests.runs.test_runs import train_tiny_run
 
     shared = sharing.export_run(train_tiny_run(epochs=2))
@@ -122,14 +124,14 @@ def test_rename_and_delete_through_the_cli(tiny, capsys):
     assert store.run_name(run_id) == "my first run"
     assert main(["rename", run_id, "   "]) == 1
     assert "cannot be empty" in capsys.readouterr().err
-    lock = store.acquire_worker_lock(run_id)
-    store.update_status(run_id, state="running")
+    lock = run_status.acquire_worker_lock(run_id)
+    run_status.update_status(run_id, state="running")
     try:
         assert main(["delete", run_id]) == 1  # not while it trains
         assert "stop it before deleting" in capsys.readouterr().err
     finally:
         os.close(lock)
-    store.update_status(run_id, state="stopped")
+    run_status.update_status(run_id, state="stopped")
     assert main(["delete", run_id]) == 0
     assert store.list_runs() == []
 

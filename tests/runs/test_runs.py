@@ -12,12 +12,12 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from cnn_core import settings
 from cnn_core.data import userdata
 from cnn_core.data.dataset import Dataset
 from cnn_core.models import input_limits, layer_lists, zoo
-from cnn_core.runs import checkpointing, metrics_log, run_config, store
+from cnn_core.runs import checkpointing, metrics_log, run_config, run_folder, store
+from cnn_core.runs import status as run_status
 
 TINY_LAYERS = [
     {"type": "conv", "filters": 4, "kernel": 3, "padding": "same", "activation": "relu"},
@@ -184,10 +184,11 @@ def test_validate_reports_an_unavailable_dataset(tiny):
     "bad", ["../x", "a/b", "..", "", ".slots", "a..b", "x" * 101, "/etc", "run id", None, "a\n"]
 )
 def test_run_ids_cannot_escape_the_runs_folder(lab_home, bad):
-    with pytest.raises(store.RunError, match="not a run id"):
-        store.check_run_id(bad)
-    for call in (store.read_status, store.read_config, store.delete_run, checkpointing.checkpoints):
-        with pytest.raises(store.RunError):
+    with pytest.raises(run_folder.RunError, match="not a run id"):
+        run_folder.check_run_id(bad)
+    calls = (run_status.read_status, store.read_config, store.delete_run, checkpointing.checkpoints)
+    for call in calls:
+        with pytest.raises(run_folder.RunError):
             call(bad)
 
 
@@ -195,7 +196,7 @@ def test_traversal_touches_nothing_outside(lab_home):
     victim = lab_home / "victim"
     victim.mkdir(parents=True)
     (victim / "config.json").write_text("{}")
-    with pytest.raises(store.RunError):
+    with pytest.raises(run_folder.RunError):
         store.delete_run("../victim")
     assert (victim / "config.json").exists()
 
@@ -208,7 +209,7 @@ def test_create_run_writes_config_and_queued_status(tiny):
     run_id = store.create_run(cfg)
     assert re.fullmatch(r"\d{8}-\d{6}-custom-[0-9a-f]{4}", run_id)
     assert store.read_config(run_id) == cfg
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     assert status.state == "queued" and status.epochs == 2 and status.created > 0
     assert [r.id for r in store.list_runs()] == [run_id]
     assert metrics_log.read_metrics(run_id) == ([], 0)
@@ -217,35 +218,35 @@ def test_create_run_writes_config_and_queued_status(tiny):
 
 def test_a_dead_worker_shows_as_interrupted(tiny):
     run_id = store.create_run(run_config.validate_config(tiny_config()))
-    store.update_status(run_id, state="running", pid=12345)
-    assert store.read_status(run_id).state == "interrupted"
-    lock = store.acquire_worker_lock(run_id)  # as a live worker would
+    run_status.update_status(run_id, state="running", pid=12345)
+    assert run_status.read_status(run_id).state == "interrupted"
+    lock = run_status.acquire_worker_lock(run_id)  # as a live worker would
     try:
-        assert store.read_status(run_id).state == "running"
-        assert store.worker_alive(run_id)
-        with pytest.raises(store.RunError, match="live worker"):
-            store.acquire_worker_lock(run_id, retry_s=0.1)
-        with pytest.raises(store.RunError, match="stop it"):
+        assert run_status.read_status(run_id).state == "running"
+        assert run_status.worker_alive(run_id)
+        with pytest.raises(run_folder.RunError, match="live worker"):
+            run_status.acquire_worker_lock(run_id, retry_s=0.1)
+        with pytest.raises(run_folder.RunError, match="stop it"):
             store.delete_run(run_id)
     finally:
         os.close(lock)
-    assert store.read_status(run_id).state == "interrupted"
+    assert run_status.read_status(run_id).state == "interrupted"
     store.delete_run(run_id)
     assert store.list_runs() == []
 
 
 def test_a_queued_run_is_starting_until_the_grace_ends(tiny):
     run_id = store.create_run(run_config.validate_config(tiny_config()))
-    assert store.read_status(run_id).state == "queued"  # its worker is still starting
-    store.update_status(run_id, queued=time.time() - store.SPAWN_GRACE_S - 1)
-    assert store.read_status(run_id).state == "interrupted"
+    assert run_status.read_status(run_id).state == "queued"  # its worker is still starting
+    run_status.update_status(run_id, queued=time.time() - run_status.SPAWN_GRACE_S - 1)
+    assert run_status.read_status(run_id).state == "interrupted"
 
 
 def test_transition_is_compare_and_set(tiny):
     run_id = store.create_run(run_config.validate_config(tiny_config()))
-    assert store.transition_status(run_id, ("queued",), state="stopped")
-    assert not store.transition_status(run_id, ("queued",), state="running")
-    assert store.read_status(run_id).state == "stopped"
+    assert run_status.transition_status(run_id, ("queued",), state="stopped")
+    assert not run_status.transition_status(run_id, ("queued",), state="running")
+    assert run_status.read_status(run_id).state == "stopped"
 
 
 def test_runs_home_problem(lab_home, monkeypatch):
@@ -256,9 +257,10 @@ def test_runs_home_problem(lab_home, monkeypatch):
 
 def test_runs_home_problem_unwritable(lab_home):
     lab_home.mkdir(parents=True)
-    store.runs_home().write_text("a file where the runs folder should be")  # fails even as root
+    # fails even as root
+    run_folder.runs_home().write_text("a file where the runs folder should be")
     assert "not writable" in store.runs_home_problem()
-    with pytest.raises(store.RunError, match="not writable"):
+    with pytest.raises(run_folder.RunError, match="not writable"):
         store.create_run(tiny_config())
 
 
@@ -271,7 +273,7 @@ def _line(**record) -> bytes:
 
 def test_read_metrics_is_incremental_and_waits_for_whole_lines(tiny):
     run_id = store.create_run(run_config.validate_config(tiny_config()))
-    path = store.run_paths(run_id).metrics
+    path = run_folder.run_paths(run_id).metrics
     first = _line(kind="batch", epoch=1, batch=1, loss=1.0)
     half = _line(kind="epoch", epoch=1, loss=0.9)
     path.write_bytes(first + half[:10])
@@ -292,7 +294,7 @@ def test_truncate_metrics_drops_later_epochs(tiny):
     run_id = store.create_run(run_config.validate_config(tiny_config()))
     lines = [_line(kind=k, epoch=e, batch=b) for e in (1, 2, 3) for k, b in (("batch", 5),
              ("epoch", None))]  # fmt: skip
-    store.run_paths(run_id).metrics.write_bytes(b"".join(lines) + b'{"kind": "ba')
+    run_folder.run_paths(run_id).metrics.write_bytes(b"".join(lines) + b'{"kind": "ba')
     kept = metrics_log.truncate_metrics(run_id, 2)
     assert [(r["kind"], r["epoch"]) for r in kept] == [
         ("batch", 1),
@@ -301,16 +303,16 @@ def test_truncate_metrics_drops_later_epochs(tiny):
         ("epoch", 2),
     ]
     assert metrics_log.read_metrics(run_id)[0] == kept
-    assert store.read_status(run_id).history_rewrites == 1
+    assert run_status.read_status(run_id).history_rewrites == 1
     metrics_log.truncate_metrics(run_id, 2)  # nothing to drop: no rewrite
-    assert store.read_status(run_id).history_rewrites == 1
+    assert run_status.read_status(run_id).history_rewrites == 1
 
 
 def test_truncate_metrics_keeps_a_stopped_epoch_up_to_its_checkpoints_batch(tiny):
     run_id = store.create_run(run_config.validate_config(tiny_config()))
     lines = [_line(kind="batch", epoch=e, batch=b) for e in (1, 2) for b in (2, 4, 5)]
     lines.insert(3, _line(kind="epoch", epoch=1))
-    store.run_paths(run_id).metrics.write_bytes(b"".join(lines))
+    run_folder.run_paths(run_id).metrics.write_bytes(b"".join(lines))
     # Resuming from the checkpoint at batch 4 of epoch 2: its batch 5 was trained after it.
     kept = metrics_log.truncate_metrics(run_id, 1, batches=4)
     assert [(r["kind"], r["epoch"], r.get("batch")) for r in kept] == [
@@ -322,7 +324,7 @@ def test_truncate_metrics_keeps_a_stopped_epoch_up_to_its_checkpoints_batch(tiny
 
 def test_metrics_csv(tiny):
     run_id = store.create_run(run_config.validate_config(tiny_config()))
-    with open(store.run_paths(run_id).metrics, "ab") as f:
+    with open(run_folder.run_paths(run_id).metrics, "ab") as f:
         metrics_log.append_metrics(
             f, {"kind": "epoch", "epoch": 1, "loss": float("nan"), "lr": 0.1}
         )
@@ -342,7 +344,7 @@ def _fake_checkpoint(path, payload: bytes = b"x" * 5000) -> None:
 
 def test_latest_good_checkpoint_skips_a_damaged_last_one(tiny):
     run_id = store.create_run(run_config.validate_config(tiny_config()))
-    p = store.run_paths(run_id)
+    p = run_folder.run_paths(run_id)
     for epoch in (0, 1, 2, 3):
         _fake_checkpoint(p.checkpoint(epoch))
     (p.checkpoints / ".epoch-0004.123.tmp.keras").write_bytes(b"half")  # not a checkpoint
@@ -363,7 +365,7 @@ def test_latest_good_checkpoint_skips_a_damaged_last_one(tiny):
 
 def test_mid_epoch_checkpoints_sort_by_the_training_in_them(tiny):
     run_id = store.create_run(run_config.validate_config(tiny_config()))
-    p = store.run_paths(run_id)
+    p = run_folder.run_paths(run_id)
     for epoch, batch in ((0, 0), (1, 0), (1, 7), (1, 30), (2, 0), (2, 3)):
         _fake_checkpoint(p.checkpoint(epoch, batch))
     assert p.checkpoint(1, 7).name == "epoch-0002-batch-0007.keras"  # 7 batches of epoch 2

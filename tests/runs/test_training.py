@@ -9,9 +9,18 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from cnn_core import settings
-from cnn_core.runs import checkpointing, metrics_log, pipeline, run_config, store, training
+from cnn_core.runs import (
+    checkpointing,
+    metrics_log,
+    pipeline,
+    run_config,
+    run_folder,
+    store,
+    training,
+)
+from cnn_core.runs import status as run_status
+
 from tests.runs.test_runs import save_tiny_dataset, tiny_config
 
 LINEAR_LAYERS = [  # no activation to bound the weights: SGD at lr 10 overflows in 5 batches
@@ -47,7 +56,7 @@ def event_tags(folder) -> set[str]:
 def test_a_run_trains_to_the_end_and_leaves_its_artefacts(tiny):
     run_id = new_run(epochs=2, metrics_every_batches=2)
     assert training.train_run(run_id) == 0
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     assert status.state == "finished", status.message
     assert status.last_checkpoint == 2 and status.params > 0 and status.seconds > 0
     epochs, batches = records_of(run_id, "epoch"), records_of(run_id, "batch")
@@ -74,9 +83,9 @@ def test_a_run_trains_to_the_end_and_leaves_its_artefacts(tiny):
         1,
         2,
     ]  # 0: the untrained network
-    model = keras.saving.load_model(store.run_paths(run_id).model)
+    model = keras.saving.load_model(run_folder.run_paths(run_id).model)
     assert model.layers[-1].name == "predictions"
-    tb = store.run_paths(run_id).tensorboard
+    tb = run_folder.run_paths(run_id).tensorboard
     assert {"epoch_loss", "epoch_accuracy", "epoch_mse", "epoch_learning_rate"} <= event_tags(
         tb / "train"
     )
@@ -87,7 +96,7 @@ def test_a_nan_loss_fails_the_run_with_advice(tiny):
     run_id = new_run(layers=LINEAR_LAYERS, optimizer="sgd", learning_rate=10.0, momentum=0.9,
                      batch_size=4, epochs=3)  # fmt: skip
     assert training.train_run(run_id) == 1
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     assert status.state == "failed"
     assert re.match(
         r"The loss became (NaN|infinite) at epoch 1, batch \d+\. The learning rate "
@@ -102,23 +111,23 @@ def test_a_failure_reaches_the_status(tiny):
     run_id = new_run()
     (settings.lab_home() / "datasets" / "tiny.npz").unlink()
     assert training.train_run(run_id) == 1
-    status = store.read_status(run_id)
+    status = run_status.read_status(run_id)
     assert status.state == "failed" and "No saved dataset named 'tiny'" in status.message
 
 
 def test_a_stop_asked_before_the_start_trains_nothing(tiny):
     run_id = new_run()
-    store.request_stop(run_id)
+    run_status.request_stop(run_id)
     assert training.train_run(run_id) == 0
-    assert store.read_status(run_id).state == "stopped"
+    assert run_status.read_status(run_id).state == "stopped"
     assert metrics_log.read_metrics(run_id) == ([], 0)
 
 
 def test_resume_skips_a_damaged_checkpoint_and_keeps_the_optimizer_state(tiny):
     run_id = new_run(epochs=3, lr_schedule="cosine", learning_rate=0.01)
     assert training.train_run(run_id) == 0
-    p = store.run_paths(run_id)
-    steps_per_epoch = store.read_status(run_id).batches_per_epoch
+    p = run_folder.run_paths(run_id)
+    steps_per_epoch = run_status.read_status(run_id).batches_per_epoch
     # Pretend the worker died during epoch 3 after writing a truncated checkpoint 2.
     p.checkpoint(3).unlink()
     p.model.unlink()
@@ -127,16 +136,16 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_the_optimizer_state(tiny):
     p.checkpoint(2).write_bytes(data[: len(data) // 3])
     stale = p.checkpoints / ".epoch-0003.999.tmp.keras"  # killed while saving epoch 3
     stale.write_bytes(data[:100])
-    store.update_status(run_id, state="running", pid=1)
-    assert store.read_status(run_id).state == "interrupted"
+    run_status.update_status(run_id, state="running", pid=1)
+    assert run_status.read_status(run_id).state == "interrupted"
     assert checkpointing.latest_good_checkpoint(run_id)[0] == 1
 
     assert training.train_run(run_id) == 0
-    assert store.read_status(run_id).state == "finished"
+    assert run_status.read_status(run_id).state == "finished"
     assert [r["epoch"] for r in records_of(run_id, "epoch")] == [1, 2, 3]
     batch_keys = [(r["epoch"], r["batch"]) for r in records_of(run_id, "batch")]
     assert len(batch_keys) == len(set(batch_keys))
-    assert store.read_status(run_id).history_rewrites == 1
+    assert run_status.read_status(run_id).history_rewrites == 1
     assert (p.checkpoints / "epoch-0002.keras.damaged").exists() and not stale.exists()
     model = keras.saving.load_model(p.model)
     # Continued from checkpoint 1's optimizer: one epoch's steps before, two after...
@@ -187,8 +196,8 @@ def test_zoom_changes_the_size_of_the_ink():
 
 def test_label_smoothing_is_in_the_loss_of_the_saved_model(tiny):
     run_id = new_run(epochs=1, label_smoothing=0.2)
-    assert training.train_run(run_id) == 0, store.read_status(run_id).message
-    model = keras.saving.load_model(store.run_paths(run_id).model)
+    assert training.train_run(run_id) == 0, run_status.read_status(run_id).message
+    model = keras.saving.load_model(run_folder.run_paths(run_id).model)
     certain = tf.constant([[1.0, 0.0, 0.0]])
     # Smoothed targets are 0.8667 / 0.0667 / 0.0667: even a certain, right answer costs.
     assert float(model.loss(certain, certain)) > 1.0
@@ -198,17 +207,17 @@ def test_label_smoothing_is_in_the_loss_of_the_saved_model(tiny):
 
 def test_json_metrics_never_hold_nan(tiny):
     run_id = new_run()
-    with open(store.run_paths(run_id).metrics, "ab") as f:
+    with open(run_folder.run_paths(run_id).metrics, "ab") as f:
         metrics_log.append_metrics(f, {"kind": "batch", "epoch": 1, "loss": float("inf")})
-    line = store.run_paths(run_id).metrics.read_text()
+    line = run_folder.run_paths(run_id).metrics.read_text()
     assert json.loads(line)["loss"] is None and "Infinity" not in line
 
 
 def test_mixed_precision_with_augmentation_trains_and_leaves_the_policy(tiny):
     run_id = new_run(epochs=1, mixed_precision=True, augment_shift=0.1, augment_rotate=10.0,
                      augment_flip=True)  # fmt: skip
-    assert training.train_run(run_id) == 0, store.read_status(run_id).message
-    model = keras.saving.load_model(store.run_paths(run_id).model)
+    assert training.train_run(run_id) == 0, run_status.read_status(run_id).message
+    model = keras.saving.load_model(run_folder.run_paths(run_id).model)
     assert model.get_layer("conv1").dtype_policy.name == "mixed_bfloat16"
     assert model.layers[-1].dtype_policy.name == "float32"  # softmax stays precise
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored for this process
