@@ -242,6 +242,12 @@ def overlay(
     return np.round(np.clip(blended, 0, 1) * 255).astype(np.uint8)
 
 
+def as_rgb8(image: np.ndarray) -> np.ndarray:
+    """An image as uint8 (H, W, 3), the way ``overlay`` draws it under no heatmap, so it
+    sits in one grid with the coloured overlays."""
+    return overlay(image, np.zeros(np.shape(image)[:2], np.float32), alpha=0.0)
+
+
 def _as_rgb(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) float32 in [0, 1] from a grey or colour, uint8 or [0, 1] float image."""
     a = np.asarray(image)

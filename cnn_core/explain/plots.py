@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import matplotlib
 import numpy as np
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -435,6 +436,19 @@ def feature_maps_figure(
     tiles = [a[..., c] for c in range(count)]
     titles = [str(c) for c in range(count)]
     return _tiles_figure(tiles, cols, titles, title or f"Feature maps ({shown})", cmap=cmap)
+
+
+def activation_rgb(values: np.ndarray, cmap: str = ACTIVATION_CMAP) -> np.ndarray:
+    """One feature map in colour: (h, w) values stretched from their lowest to their highest,
+    then coloured; a flat map is the colour of its lowest value.
+
+    Returns:
+        (h, w, 3) float32 RGB in [0, 1].
+    """
+    a = np.asarray(values, dtype=np.float32)
+    low, high = float(a.min()), float(a.max())
+    unit = (a - low) / (high - low) if high > low else np.zeros_like(a)
+    return matplotlib.colormaps[cmap](unit)[..., :3].astype(np.float32)
 
 
 def _text_width(text: str, fontsize: float) -> float:

@@ -122,6 +122,21 @@ def default_custom_layers() -> list[dict[str, Any]]:
     return copy.deepcopy(DEFAULT_CUSTOM_LAYERS)
 
 
+def layers_from_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The layer dicts of the layer editor's table rows (``DataFrame.to_dict("records")``).
+
+    A table column holds floats and NaN where a row leaves a cell empty: an empty cell
+    (None or NaN) is dropped, so the layer's default applies, and a whole float becomes an
+    int, except the dropout ``rate``. Anything else is passed on as typed, for
+    ``validate_layers`` to check.
+    """
+    return [
+        {k: (int(v) if isinstance(v, float) and v.is_integer() and k != "rate" else v)
+         for k, v in row.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+        for row in rows
+    ]  # fmt: skip
+
+
 def _window_output(size: int, window: int, stride: int, padding: str) -> int:
     """Output length of a conv or pool along one axis, as Keras computes it (0 = empty)."""
     if padding == "same":
