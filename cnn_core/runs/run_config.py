@@ -32,7 +32,7 @@ import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from cnn_core.settings import fast_bfloat16
+from cnn_core import settings
 
 OPTIMIZERS = ("adam", "adamax", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -317,7 +317,9 @@ def validate_config(
         optimizer=cfg.optimizer or info.optimizer,
         learning_rate=info.learning_rate if cfg.learning_rate is None else cfg.learning_rate,
         momentum=DEFAULT_MOMENTUM if cfg.momentum is None else cfg.momentum,
-        mixed_precision=fast_bfloat16() if cfg.mixed_precision is None else cfg.mixed_precision,
+        mixed_precision=(
+            settings.fast_bfloat16() if cfg.mixed_precision is None else cfg.mixed_precision
+        ),
     )
     _check_basic_fields(cfg)
     _check_dataset(cfg)
