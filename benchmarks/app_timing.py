@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from cnn_core.data import datasets  # noqa: E402
 from cnn_core.runs import jobs, presets  # noqa: E402
 from cnn_core.runs import status as run_status
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
+from devtools.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
 
 PAGES = (("Data", "Data:"), ("Train", "Train"), ("Predict", "Predict"),
          ("Inspect", "Inspect"), ("Evaluate", "Evaluate"),

@@ -49,7 +49,7 @@ from benchmarks.classroom_common import (  # noqa: E402
     sec,
     server_rows,
 )
-from tests.browser_helpers import (  # noqa: E402
+from devtools.browser import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
     digit_one_png,

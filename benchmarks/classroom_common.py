@@ -28,7 +28,7 @@ from benchmarks.common import machine_cpu_ticks  # noqa: E402
 from cnn_core import settings  # noqa: E402
 from cnn_core.runs import jobs, run_config, store  # noqa: E402
 from cnn_core.runs import status as run_status
-from tests.browser_helpers import poll_until, start_server, stop_server  # noqa: E402
+from devtools.browser import poll_until, start_server, stop_server  # noqa: E402
 
 # A learner draws one stroke, then clears: a "1" is a digit, but three side by side are
 # not one, and the Predict page rightly answers them with "No digit found".

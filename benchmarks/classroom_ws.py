@@ -61,7 +61,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import classroom_common as common  # noqa: E402
-from tests.browser_helpers import digit_one_png, stroke_points  # noqa: E402
+from devtools.browser import digit_one_png, stroke_points  # noqa: E402
 
 ACTION_TIMEOUT_S = 30.0  # a prediction slower than this counts as an error
 OPEN_TIMEOUT_S = 300.0

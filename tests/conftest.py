@@ -1,34 +1,12 @@
-"""Shared fixtures: an isolated lab home, a real app server, and a real Chromium page; and
-`open_page`, which opens one page of the app through AppTest."""
+"""Shared fixtures: an isolated lab home, the tiny dataset and run of tests/factories.py,
+a real app server, and a real Chromium page."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, start_server, stop_server
-
-if TYPE_CHECKING:
-    from streamlit.testing.v1 import AppTest
-
-ARTIFACTS = REPO / "test-artifacts"
-APPTEST_TIMEOUT_S = 120  # one script run; a page with a model to load on two busy cores
-
-
-def open_page(name: str, dataset: str = "mnist", **state) -> AppTest:
-    """Runs app.py with `dataset` chosen and `state` in the session, then switches to
-    pages/<name>.py, as a learner's click in the sidebar would; it must not raise."""
-    from streamlit.testing.v1 import AppTest  # here: a run of the unit tests needs no Streamlit
-
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=APPTEST_TIMEOUT_S)
-    at.session_state["dataset"] = dataset
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page(f"pages/{name}.py").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+from devtools.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
+from tests.factories import ARTIFACTS
 
 
 @pytest.fixture
@@ -42,11 +20,45 @@ def lab_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def tiny(lab_home):
+    """The learnable tiny dataset ("user:tiny": 96 + 48 images, 12×12, 3 classes), saved."""
+    from tests.factories import save_tiny_dataset
+
+    return save_tiny_dataset()
+
+
+@pytest.fixture
+def tiny_dataset(lab_home):
+    """96 random 12×12 images in 3 classes (72 to train on), saved as "user:tiny"."""
+    from tests.factories import save_random_dataset
+
+    return save_random_dataset("tiny")
+
+
+@pytest.fixture
 def replay_run(lab_home):
     """A finished run on a tiny 12×12 dataset with checkpoints after epochs 1, 2 and 3."""
-    from tests.runs.test_runs import train_tiny_run
+    from tests.factories import train_tiny_run
 
     return train_tiny_run(epochs=3)
+
+
+PRECISION_POLICIES = ("float32", "mixed_bfloat16")
+
+
+@pytest.fixture(params=PRECISION_POLICIES)
+def precision(request):
+    """Keras' global dtype policy for the models the test builds: "float32", then
+    "mixed_bfloat16" (bfloat16 arithmetic, float32 weights: a run with mixed precision).
+    The policy before the test is restored after it."""
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(request.param)
+    try:
+        yield request.param
+    finally:
+        keras.mixed_precision.set_global_policy(before)
 
 
 @pytest.fixture(scope="module")

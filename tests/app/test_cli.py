@@ -6,12 +6,10 @@ import subprocess
 import sys
 import time
 
-import pytest
 from cnn_core.cli import main
 from cnn_core.data import readers
 from cnn_core.runs import run_config, status, store
-
-from tests.runs.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
+from tests.factories import TINY_LAYERS, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,12 +20,6 @@ def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "cnn_core", *args], cwd=REPO, capture_output=True, text=True,
         timeout=timeout,
     )  # fmt: skip
-
-
-@pytest.fixture
-def tiny(lab_home, monkeypatch, tmp_path):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    return save_tiny_dataset()
 
 
 def test_datasets_lists_sources_and_availability(tiny):

@@ -5,7 +5,7 @@ import ast
 
 import pytest
 
-from tests.conftest import REPO
+from tests.factories import REPO
 
 PAGES = sorted([REPO / "app.py", *(REPO / "pages").glob("*.py")])
 

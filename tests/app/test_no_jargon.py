@@ -18,7 +18,7 @@ import pytest
 from cnn_core.explain import convolution
 from cnn_core.models import layer_lists, sources, zoo
 from cnn_core.runs import presets
-from tests.conftest import REPO, open_page
+from tests.factories import REPO, open_page
 
 JARGON = re.compile(
     r"\bseeds?[\s-]*0\d\d\b"  # "seed 000", "seed-001 models", "seeds 000, 003"

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from tests.browser_helpers import assert_app_navigation, start_server, stop_server
-from tests.conftest import REPO
+from devtools.browser import assert_app_navigation, start_server, stop_server
+from tests.factories import REPO
 
 PAGE_FILES = sorted(p for p in (REPO / "pages").glob("*.py") if not p.name.startswith("_"))
 # The url paths come from the file names (st.Page), and learners' bookmarks use them.

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.browser_helpers import REPO, free_port, poll_until
+from devtools.browser import REPO, free_port, poll_until
 
 
 def answers(url: str) -> bool:

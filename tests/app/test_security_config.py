@@ -3,7 +3,7 @@
 import re
 import tomllib
 
-from tests.conftest import REPO
+from tests.factories import REPO
 
 # Oldest releases without the known issues: Keras safe_mode bypasses (fixed by 3.9 and
 # hardened since), Pillow decoder CVEs (fixed by 11.x), Streamlit path traversal (1.37).

@@ -7,10 +7,11 @@ import signal
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
 from cnn_core.runs import run_folder, store
 from cnn_core.runs import status as run_status
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-from tests.browser_helpers import (
+from devtools.browser import (
     assert_app_navigation,
     free_port,
     poll_until,
@@ -19,10 +20,7 @@ from tests.browser_helpers import (
     stop_server,
     wait_for_epoch,
 )
-from tests.conftest import ARTIFACTS
-
-from tests.runs.test_jobs import assert_unbroken_history, epochs_logged
-from tests.runs.test_runs import save_tiny_dataset
+from tests.factories import ARTIFACTS, assert_unbroken_history, epochs_logged, save_tiny_dataset
 
 # About 1 s each here (3,000 images of 12×12): the run that trains through a restart is
 # still training when both tabs have shown it again (by epoch 23 to 27), then it finishes.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browser_helpers import poll_until
+from devtools.browser import poll_until
 
 pytestmark = pytest.mark.browser
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from cnn_core import catalog
 from cnn_core.cli import main
 from cnn_core.data import datasets, owndata, userdata, versions
@@ -23,9 +25,7 @@ from cnn_core.data.dataset import (
 )
 from cnn_core.runs import checkpointing, dataset_use, jobs, run_config, run_folder, store
 from cnn_core.runs import status as run_status
-from PIL import Image
-
-from tests.runs.test_runs import TINY_LAYERS
+from tests.factories import TINY_LAYERS, run_on
 
 
 def small_dataset(classes: int = 2, n: int = 24, seed: int = 0) -> Dataset:
@@ -51,15 +51,6 @@ def class_zip(classes: tuple[str, ...], per_class: int = 6, seed: int = 0) -> by
                 Image.fromarray(pixels).save(png, "PNG")
                 z.writestr(f"{name}/{i}.png", png.getvalue())
     return buffer.getvalue()
-
-
-def run_on(key: str, fingerprint: str | None, state: str = "finished") -> str:
-    """A run on a dataset made by hand (no worker), in the given state."""
-    cfg = run_config.RunConfig(dataset=key, dataset_fingerprint=fingerprint, model="custom",
-                         layers=TINY_LAYERS, epochs=1)  # fmt: skip
-    run_id = store.create_run(cfg)
-    run_status.update_status(run_id, state=state)
-    return run_id
 
 
 # ---------------------------------------------------------------- names and fingerprints
@@ -319,7 +310,7 @@ def teachers_run(lab_home, monkeypatch, tmp_path):
 
 
 def test_evaluate_after_a_restart_uses_the_runs_own_two_classes(teachers_run):
-    from tests.conftest import open_page
+    from tests.factories import open_page
 
     key, run_id, three = teachers_run
     assert dataset_use.save_import(three, "bad-wrapped", owndata.KEEP_BOTH) == "user:bad-wrapped-2"
@@ -330,7 +321,7 @@ def test_evaluate_after_a_restart_uses_the_runs_own_two_classes(teachers_run):
 
 
 def test_evaluate_and_the_gallery_say_plainly_that_the_images_are_gone(teachers_run):
-    from tests.conftest import open_page
+    from tests.factories import open_page
 
     key, run_id, three = teachers_run
     dataset_use.delete_dataset(key)  # allowed: the run has finished

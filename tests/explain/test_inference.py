@@ -12,6 +12,7 @@ import pytest
 
 from cnn_core.explain import inference
 from cnn_core.explain.inference import Predictor, predict_in_batches, top_k
+from tests.factories import atol_for
 
 IMAGE_SHAPE = (8, 8, 1)
 CLASSES = 5
@@ -87,16 +88,17 @@ def test_empty_batch_gives_no_rows(predictor):
     assert predictor.predict_proba(np.zeros((0, *IMAGE_SHAPE), np.float32)).shape == (0, CLASSES)
 
 
-def test_logits_model_gets_a_softmax():
+def test_logits_model_gets_a_softmax(precision):
     logits_model = tiny_model(activation=None)
     images = random_images(4, seed=9)
     logits = logits_model.predict(images, verbose=0)
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     probs = Predictor(logits_model, from_logits=True).predict_proba(images)
-    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    # bfloat16: the model's softmax runs on bfloat16 logits, the Predictor's in float32.
+    np.testing.assert_allclose(probs, expected, atol=atol_for(precision, 1e-5))
 
 
-def test_models_it_cannot_serve_are_refused():
+def test_models_it_cannot_serve_are_refused(precision):
     first, second = keras.Input((4, 4, 1)), keras.Input((4, 4, 1))
     two_inputs = keras.Model([first, second], keras.layers.Add()([first, second]))
     with pytest.raises(ValueError, match="one input"):
@@ -198,7 +200,7 @@ def median_ms(call, repeats: int) -> float:
     return statistics.median(times)
 
 
-def test_report_canvas_latency(capsys):
+def test_report_canvas_latency(capsys, precision):
     """Prints the latency for the record; timing is never asserted (noisy machines)."""
     model = mnist_convnet()
     image = random_images(1, shape=(28, 28, 1))[0]

@@ -22,7 +22,7 @@ from cnn_core.explain import inference, photos, preprocess
 from cnn_core.explain.photos import NoDigitKind
 from cnn_core.explain.preprocess import prepare_upload
 from tests import imagegen
-from tests.explain.test_preprocess import reference_center_of_mass
+from tests.factories import reference_center_of_mass
 
 DIGIT_BOX = (0.35, 0.3, 0.4)  # the digit's square on the page: left, top, side
 SEVEN_STROKES = [(0.35, 0.3), (0.62, 0.3), (0.45, 0.75)]  # a 7 written with a fine pen

@@ -2,9 +2,8 @@
 
 References: Keras itself (built shapes, ``count_params``, the printed ``model.summary()``)
 and the parameter counts the source documents publish (cnn_core.sources). Run alone with
-``python -m pytest tests/models/test_models.py``;
-``PYTHONPATH=. python tests/models/test_models.py`` prints the parameter counts and a rough
-seconds-per-epoch estimate per zoo model instead.
+``python -m pytest tests/models/test_models.py``; ``benchmarks/zoo_train_step.py`` prints
+the parameter counts and a rough seconds-per-epoch estimate per zoo model.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import dataclasses
 import json
 import math
 import re
-import time
 
 import keras
 import numpy as np
@@ -556,43 +554,3 @@ def test_layers_are_required_for_custom_and_refused_elsewhere():
         build_model("custom", (28, 28, 1), NUM_CLASSES)
     with pytest.raises(ModelError, match="fixed architecture"):
         build_model("vgg", (28, 28, 1), NUM_CLASSES, DEFAULT_CUSTOM_LAYERS)
-
-
-# --- Measurement, not a test: python tests/models/test_models.py ---------------------------------
-def measure_epoch_seconds(steps: int = 5) -> None:
-    """Prints parameters and a rough seconds/epoch per zoo model at batch 128.
-
-    Times a few ``train_on_batch`` steps after a warm-up and extrapolates to 60,000
-    28×28×1 images (MNIST, Fashion-MNIST) and 50,000 32×32×3 images (CIFAR-10). Wall time
-    is noisy on a shared machine; "cpu/2" (process CPU time over two cores) estimates an
-    idle two-core machine.
-    """
-    rng = np.random.default_rng(0)
-    print(f"{'model':20} {'params 28x28x1':>15} {'params 32x32x3':>15}  s/epoch (wall | cpu/2)")
-    for key in ZOO:
-        cells = []
-        for shape, images in (((28, 28, 1), 60_000), ((32, 32, 3), 50_000)):
-            model = _build(key, shape)
-            model.compile(_make_optimizer(MODELS[key]), "sparse_categorical_crossentropy")
-            x = rng.random((128, *shape), dtype=np.float32)
-            y = rng.integers(0, NUM_CLASSES, 128)
-            for _ in range(2):
-                model.train_on_batch(x, y)
-            wall, cpu = time.perf_counter(), time.process_time()
-            for _ in range(steps):
-                model.train_on_batch(x, y)
-            batches = math.ceil(images / 128)
-            wall = (time.perf_counter() - wall) / steps * batches
-            cpu = (time.process_time() - cpu) / steps * batches / 2
-            cells.append((model.count_params(), wall, cpu))
-            keras.backend.clear_session()
-        (p28, w28, c28), (p32, w32, c32) = cells
-        print(
-            f"{key:20} {p28:>15,} {p32:>15,}  MNIST {w28:4.0f} | {c28:4.0f}"
-            f"   CIFAR {w32:4.0f} | {c32:4.0f}",
-            flush=True,
-        )
-
-
-if __name__ == "__main__":
-    measure_epoch_seconds()

@@ -4,7 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.data import datasets
-from tests.conftest import REPO
+from tests.factories import REPO
 
 
 def run_app() -> AppTest:
@@ -74,8 +74,7 @@ def test_a_dataset_in_the_address_that_does_not_exist_is_ignored(lab_home):
 
 
 def test_the_model_chosen_survives_a_new_session_through_the_address(lab_home):
-    from tests.conftest import open_page
-    from tests.runs.test_runs import train_tiny_run
+    from tests.factories import open_page, train_tiny_run
 
     first, second = train_tiny_run(epochs=1), train_tiny_run(epochs=1)
     at = open_page("predict", "user:tiny")

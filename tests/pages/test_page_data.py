@@ -8,7 +8,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.data import datasets, readers, userdata, versions
-from tests.conftest import open_page
+from tests.factories import open_page
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_a_taken_name_asks_and_replace_shows_the_new_facts_at_once(isolated):
 
 
 def test_a_dataset_runs_trained_on_offers_only_keep_both(isolated):
-    from tests.data.test_dataset_versions import run_on
+    from tests.factories import run_on
 
     import_zip(open_page("data"), zip_of_classes())
     key = "user:arrows"
@@ -169,7 +169,7 @@ def test_errors_name_the_uploaded_file_and_a_one_class_zip(isolated):
 
 
 def test_delete_says_which_runs_used_it(isolated):
-    from tests.data.test_dataset_versions import run_on
+    from tests.factories import run_on
 
     import_zip(open_page("data"), zip_of_classes())
     run_id = run_on("user:arrows", versions.dataset_fingerprint("user:arrows"))

@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
+from streamlit.testing.v1 import AppTest
+
 from cnn_core import catalog
 from cnn_core.data import datasets
 from cnn_core.data.dataset import USER_PREFIX, DatasetUnavailable
 from cnn_core.explain import evaluation, inference
 from cnn_core.runs import run_folder
-from streamlit.testing.v1 import AppTest
-from tests.browser_helpers import poll_until
-from tests.conftest import open_page
+from devtools.browser import poll_until
+from tests.factories import open_page
 
 PRETRAINED = "pretrained:mnist-simple_convnet"
 CELL_LIMIT = 32  # pages/evaluate.py shows at most this many images of one cell

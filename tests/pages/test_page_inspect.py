@@ -1,11 +1,12 @@
 """The Inspect page through AppTest, with the shipped MNIST model and a tiny run of three epochs."""
 
 import numpy as np
+from streamlit.testing.v1 import AppTest
+
 from cnn_core.data import datasets
 from cnn_core.data.dataset import USER_PREFIX
 from cnn_core.runs import run_folder
-from streamlit.testing.v1 import AppTest
-from tests.conftest import open_page
+from tests.factories import open_page
 
 PRETRAINED = "pretrained:mnist-simple_convnet"
 CONV_LAYERS = ["conv1", "conv2", "conv3"]

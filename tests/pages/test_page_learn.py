@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
+from tests.factories import REPO
 
 PAGE = str(REPO / "pages" / "learn.py")
 

@@ -9,9 +9,9 @@ from PIL import Image, ImageDraw
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
+from devtools.browser import digit_one_png, poll_until, stroke_points
 from tests import imagegen
-from tests.browser_helpers import digit_one_png, poll_until, stroke_points
-from tests.conftest import REPO, open_page
+from tests.factories import REPO, open_page
 from tests.imagegen import encode
 
 
@@ -244,7 +244,7 @@ def test_switching_to_a_dataset_of_images_names_its_model_and_sends_drawings_to_
     app_server, page, monkeypatch
 ):
     # A trained run on 12×12 images of bands, in the running server's lab home.
-    from tests.runs.test_runs import train_tiny_run
+    from tests.factories import train_tiny_run
 
     monkeypatch.setenv("CNN_LAB_HOME", str(app_server["home"]))
     train_tiny_run(epochs=1)

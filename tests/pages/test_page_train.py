@@ -1,31 +1,15 @@
 """The Train page through AppTest: start, watch, stop, resume and compare real runs."""
 
-import numpy as np
 import pytest
-from cnn_core.data import datasets, userdata
-from cnn_core.data.dataset import Dataset
+from streamlit.testing.v1 import AppTest
+
+from cnn_core.data import datasets
 from cnn_core.runs import metrics_log, presets, run_config, store
 from cnn_core.runs import status as run_status
-from streamlit.testing.v1 import AppTest
-from tests.browser_helpers import poll_until, start_training_on_page, wait_for_epoch
-from tests.conftest import open_page
+from devtools.browser import poll_until, start_training_on_page, wait_for_epoch
+from tests.factories import open_page, save_random_dataset
 
 TINY_LAYERS = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "maxpool", "size": 2}]
-
-
-def save_random_dataset(name: str, seed: int = 0) -> str:
-    """96 random 12×12 images in 3 classes, saved as an own dataset, so runs take seconds."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (96, 12, 12, 1), dtype=np.uint8)
-    y = np.arange(96) % 3
-    ds = Dataset(name, name, x[:72], y[:72], x[72:], y[72:], ("a", "b", "c"), "user",
-                          "test")  # fmt: skip
-    return userdata.save_user_dataset(ds, name)
-
-
-@pytest.fixture
-def tiny_dataset(lab_home):
-    return save_random_dataset("tiny")
 
 
 def wait_for_state(

@@ -16,13 +16,17 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+
 from cnn_core.runs import checkpointing, jobs, run_folder, store
 from cnn_core.runs import status as run_status
-from tests.browser_helpers import poll_until
-from tests.conftest import REPO, open_page
-
-from tests.runs.test_jobs import assert_unbroken_history
-from tests.runs.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
+from devtools.browser import poll_until
+from tests.factories import (
+    REPO,
+    TINY_LAYERS,
+    assert_unbroken_history,
+    open_page,
+    tiny_config,
+)
 
 RUN_TIMEOUT_S = 120.0
 ENDED = ("finished", "stopped", "failed", "interrupted")
@@ -62,12 +66,6 @@ def assert_complete(run_id: str) -> None:
     assert run_status.read_status(run_id).state in ("queued", "interrupted")
     assert run_folder.run_paths(run_id).checkpoints.is_dir()
     assert [info.id for info in store.list_runs()] == [run_id]
-
-
-@pytest.fixture
-def tiny(lab_home, monkeypatch, tmp_path):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no real Keras cache
-    return save_tiny_dataset()
 
 
 @pytest.fixture

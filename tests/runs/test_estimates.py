@@ -4,6 +4,7 @@ import json
 import statistics
 
 import pytest
+
 from cnn_core import settings
 from cnn_core.runs import estimates, metrics_log, presets, store
 from cnn_core.runs import status as run_status
@@ -29,7 +30,7 @@ def test_a_figure_measured_in_bfloat16_is_scaled_for_a_cpu_without_it(table, lab
 
 
 def test_this_machines_own_runs_come_first(table, lab_home):
-    from tests.runs.test_runs import train_tiny_run
+    from tests.factories import train_tiny_run
 
     run_id = train_tiny_run(epochs=2)
     cfg = store.read_config(run_id)

@@ -11,11 +11,12 @@ import time
 
 import numpy as np
 import pytest
+
 from cnn_core.data import userdata
 from cnn_core.data.dataset import Dataset
 from cnn_core.runs import jobs, metrics_log, run_config, store
 from cnn_core.runs import status as run_status
-from tests.browser_helpers import poll_until
+from devtools.browser import poll_until
 
 KILLS = 10
 EPOCHS = 8
@@ -96,7 +97,7 @@ def test_the_worker_outlives_the_process_that_started_it(lab_home):
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.factories import REPO
 
     userdata.save_user_dataset(bars_dataset(), "bars")
     starter = (

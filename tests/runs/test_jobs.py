@@ -5,12 +5,12 @@ import signal
 import time
 
 import pytest
+
 from cnn_core import settings
 from cnn_core.runs import checkpointing, jobs, metrics_log, run_config, run_folder, store
 from cnn_core.runs import status as run_status
-from tests.browser_helpers import poll_until
-
-from tests.runs.test_runs import save_tiny_dataset, tiny_config
+from devtools.browser import poll_until
+from tests.factories import assert_unbroken_history, epochs_logged, save_tiny_dataset, tiny_config
 
 STOP_BOUND_S = 10.0  # "within a few seconds", with headroom for a loaded CI machine
 RUN_TIMEOUT_S = 240.0
@@ -36,19 +36,6 @@ def long_config(**changes) -> run_config.RunConfig:
 
 def state(run_id: str) -> str:
     return run_status.read_status(run_id).state
-
-
-def epochs_logged(run_id: str) -> list[int]:
-    return [r["epoch"] for r in metrics_log.epoch_records(metrics_log.read_metrics(run_id)[0])]
-
-
-def assert_unbroken_history(run_id: str) -> None:
-    records = metrics_log.read_metrics(run_id)[0]
-    epochs = epochs_logged(run_id)
-    assert epochs == list(range(1, len(epochs) + 1)), epochs
-    keys = [(r["epoch"], r["batch"]) for r in records if r["kind"] == "batch"]
-    assert len(keys) == len(set(keys)), "duplicate batch records"
-    assert keys == sorted(keys), "batch records out of order"
 
 
 def in_epoch(run_id: str, epoch: int) -> bool:

@@ -10,6 +10,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
+
 from cnn_core import catalog
 from cnn_core.runs import (
     callbacks,
@@ -23,9 +25,7 @@ from cnn_core.runs import (
     training,
 )
 from cnn_core.runs import status as run_status
-from tensorflow.python.framework import config as tf_config
-
-from tests.runs.test_runs import TINY_LAYERS, save_tiny_dataset, tiny_config
+from tests.factories import TINY_LAYERS, tiny_config
 
 EPOCHS = 3
 BATCHES = 5  # ceil(72 / 16)
@@ -41,11 +41,6 @@ def deterministic():
     tf.config.experimental.enable_op_determinism()
     yield
     tf_config.disable_op_determinism()
-
-
-@pytest.fixture
-def tiny(lab_home):
-    return save_tiny_dataset()
 
 
 ORIGINAL_BATCH_END = callbacks.ProgressTracker.on_train_batch_end

@@ -6,17 +6,18 @@ import time
 
 import pandas as pd
 import pytest
+
 from cnn_core.cli import main
 from cnn_core.runs import history, run_config, runboard, store
 from cnn_core.runs import status as run_status
-
-from tests.runs.test_runs import save_tiny_dataset, tiny_config
+from tests.factories import tiny_config
 
 
 @pytest.fixture
-def tiny(lab_home, monkeypatch):
+def tiny(tiny, monkeypatch):
+    """The shared tiny dataset (tests/conftest.py), with one worker at a time."""
     monkeypatch.setenv("CNN_LAB_MAX_WORKERS", "1")
-    return save_tiny_dataset()
+    return tiny
 
 
 def new_run(**changes) -> str:
@@ -92,8 +93,7 @@ def test_epochs_done_counts_complete_epochs(status, done):
 
 def test_an_imported_run_shows_the_epochs_it_was_trained_for(tiny):
     from cnn_core.runs import sharing
-
-    from tests.runs.test_runs import train_tiny_run
+    from tests.factories import train_tiny_run
 
     shared = sharing.export_run(train_tiny_run(epochs=2))
     imported = sharing.import_run(shared)

@@ -1,7 +1,7 @@
 """The run directory: config validation, safe run ids, status liveness, metrics, checkpoints.
 
-No worker process here; tests/runs/test_jobs.py drives real ones. The helpers at the top build
-a tiny saved dataset ("user:tiny", 12x12x1, 3 classes) that the other engine tests share.
+No worker process here; tests/runs/test_jobs.py drives real ones. The tiny saved dataset
+("user:tiny", 12x12x1, 3 classes) and its config come from tests/factories.py.
 """
 
 import json
@@ -10,65 +10,13 @@ import re
 import time
 import zipfile
 
-import numpy as np
 import pytest
+
 from cnn_core import settings
-from cnn_core.data import userdata
-from cnn_core.data.dataset import Dataset
 from cnn_core.models import input_limits, layer_lists, zoo
 from cnn_core.runs import checkpointing, metrics_log, run_config, run_folder, store
 from cnn_core.runs import status as run_status
-
-TINY_LAYERS = [
-    {"type": "conv", "filters": 4, "kernel": 3, "padding": "same", "activation": "relu"},
-    {"type": "maxpool", "size": 2},
-    {"type": "flatten"},
-    {"type": "dense", "units": 8},
-]
-
-
-def save_tiny_dataset(n: int = 96, side: int = 12, name: str = "tiny") -> str:
-    """Saves a learnable 3-class dataset (a bright band per class) under the lab home."""
-    rng = np.random.default_rng(0)
-
-    def make(count: int):
-        y = rng.integers(0, 3, count).astype(np.int64)
-        x = (rng.random((count, side, side, 1)) * 60).astype(np.uint8)
-        band = side // 3
-        for c in range(3):
-            x[y == c, c * band : (c + 1) * band, :, 0] += 180
-        return x, y
-
-    x_train, y_train = make(n)
-    x_test, y_test = make(48)
-    data = Dataset(
-        name, name, x_train, y_train, x_test, y_test, ("a", "b", "c"), "user", "test data"
-    )
-    return userdata.save_user_dataset(data, name)
-
-
-def tiny_config(**changes) -> run_config.RunConfig:
-    base = dict(dataset="user:tiny", model="custom", layers=TINY_LAYERS, batch_size=16,
-                epochs=2, validation_split=0.25)  # fmt: skip
-    return run_config.RunConfig(**{**base, **changes})
-
-
-def train_tiny_run(epochs: int) -> str:
-    """A finished run on the tiny dataset (saved first) in the current lab home, trained in
-    this process; checkpoints after each epoch."""
-    from cnn_core.runs import training
-
-    save_tiny_dataset()
-    run_id = store.create_run(run_config.validate_config(tiny_config(epochs=epochs)))
-    assert training.train_run(run_id) == 0
-    return run_id
-
-
-@pytest.fixture
-def tiny(lab_home, monkeypatch, tmp_path):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no real Keras cache
-    return save_tiny_dataset()
-
+from tests.factories import tiny_config
 
 # ---------------------------------------------------------------- config
 

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from cnn_core import settings
 from cnn_core.runs import (
     checkpointing,
@@ -20,8 +21,7 @@ from cnn_core.runs import (
     training,
 )
 from cnn_core.runs import status as run_status
-
-from tests.runs.test_runs import save_tiny_dataset, tiny_config
+from tests.factories import tiny_config
 
 LINEAR_LAYERS = [  # no activation to bound the weights: SGD at lr 10 overflows in 5 batches
     {"type": "dense", "units": 32, "activation": "linear"},
@@ -30,11 +30,6 @@ LINEAR_LAYERS = [  # no activation to bound the weights: SGD at lr 10 overflows 
 BATCH_KEYS = {"kind", "epoch", "batch", "step", "loss", "accuracy", "mse", "images_per_s", "t"}
 EPOCH_KEYS = {"kind", "epoch", "loss", "accuracy", "mse", "val_loss", "val_accuracy", "val_mse",
               "seconds", "images_per_s", "lr", "partial"}  # fmt: skip
-
-
-@pytest.fixture
-def tiny(lab_home):
-    return save_tiny_dataset()
 
 
 def new_run(**changes) -> str:

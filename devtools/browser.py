@@ -1,5 +1,5 @@
-"""A real app server, Chromium's settings and a polling helper, shared by the tests and by
-`benchmarks/classroom.py`; it imports no pytest so that a benchmark can use it too."""
+"""A real app server, Chromium's settings, a polling helper and a drawn digit, shared by the
+tests and by the benchmarks; it imports no pytest so that a benchmark can use it too."""
 
 from __future__ import annotations
 
