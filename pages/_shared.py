@@ -8,12 +8,16 @@ from PIL import Image
 
 from cnn_core.data import datasets, versions
 from cnn_core.data.dataset import USER_PREFIX, Dataset, DatasetError
+from pages import _session as session
+from pages._session import (
+    CHOSEN_MODEL,
+    CHOSEN_MODEL_DATASET,
+    CHOSEN_MODEL_LABEL,
+    DEFAULT_DATASET,
+    URL_DATASET,
+    URL_MODEL,
+)
 
-DEFAULT_DATASET = "mnist"
-CHOSEN_MODEL = "chosen_model"  # session key of the trained model chosen on any page
-CHOSEN_MODEL_LABEL = "chosen_model_label"
-CHOSEN_MODEL_DATASET = "chosen_model_dataset"  # the dataset that model was chosen for
-URL_DATASET, URL_MODEL = "dataset", "model"  # query parameters that survive a reload
 # This script run's sidebar line naming the chosen model. Each session's script runs in its
 # own thread, so a page further down the same run fills the line its sidebar drew.
 _this_run = threading.local()
@@ -55,9 +59,9 @@ def dataset_sidebar() -> str:
     """The dataset chooser in the sidebar; its choice is kept for the whole session, and in
     the address so that it survives a reload."""
     names = datasets.list_datasets()
-    if st.session_state.get("dataset") not in names:
-        st.session_state["dataset"] = from_url(URL_DATASET, names) or DEFAULT_DATASET
-    chosen = st.sidebar.selectbox("Dataset", names, key="dataset", format_func=dataset_label)
+    if st.session_state.get(session.DATASET) not in names:
+        st.session_state[session.DATASET] = from_url(URL_DATASET, names) or DEFAULT_DATASET
+    chosen = st.sidebar.selectbox("Dataset", names, key=session.DATASET, format_func=dataset_label)
     keep_in_url(URL_DATASET, chosen)
     st.sidebar.caption(f"In use: {datasets.active_title(chosen)}")
     _this_run.model_line = st.sidebar.empty()
@@ -116,8 +120,9 @@ def model_at(key: str, epoch: int | None):
     return cached_model(key) if epoch is None else cached_checkpoint(key, epoch)
 
 
-def replay_slider(key: str, widget_prefix: str, caption: str) -> int | None:
-    """The epoch slider of a run with several checkpoints; None means the final model."""
+def choose_epoch(key: str, widget_prefix: str, caption: str) -> int | None:
+    """The replay slider of a run with several checkpoints, captioned with what it changes
+    on the page; None means the final model (or a model without checkpoints)."""
     from cnn_core import catalog
 
     epochs = catalog.checkpoint_epochs(key)
@@ -125,11 +130,25 @@ def replay_slider(key: str, widget_prefix: str, caption: str) -> int | None:
         return None
     chosen = st.select_slider(
         "Replay training: the model after epoch", options=epochs, value=epochs[-1],
-        key=f"{widget_prefix}-{key}",
+        key=session.epoch_key(widget_prefix, key),
         format_func=lambda e: "0 (before training)" if e == 0 else str(e),  # the untrained net
     )  # fmt: skip
     st.caption(caption)
     return None if chosen == epochs[-1] else int(chosen)
+
+
+def show_png(png: bytes, name: str, key: str) -> None:
+    """A figure's PNG with a button that downloads it as <name>.png."""
+    st.image(png)
+    st.download_button(
+        "PNG",
+        png,
+        file_name=f"{name}.png",
+        mime="image/png",
+        key=key,
+        icon=":material/download:",
+        on_click="ignore",
+    )
 
 
 def unavailable_hint(dataset: str) -> str:
@@ -146,7 +165,7 @@ def unavailable_hint(dataset: str) -> str:
     )
 
 
-def model_chooser(dataset: str, key: str = "model_key"):
+def model_chooser(dataset: str, key: str = session.PREDICT_MODEL):
     """Pick a trained model for the dataset; returns its TrainedModel or None with a hint."""
     from cnn_core import catalog
 

@@ -8,20 +8,20 @@ import streamlit as st
 from cnn_core.data import datasets, owndata, userdata
 from cnn_core.data.dataset import USER_PREFIX, DatasetError, DatasetExists
 from cnn_core.runs import dataset_use
+from pages import _session as session
 from pages._shared import load_chosen_dataset, pixel_image
 
 GRID_SIZE = 24
 GRID_COLUMNS = 8
-PENDING = "data_pending_import"  # an import that waits for "replace or keep both"
-FLASH = "data_flash"  # (kind, message, table) shown once after a rerun
+PENDING = session.DATA_PENDING  # an import that waits for "replace or keep both"
 
-name = st.session_state.get("dataset", "mnist")
+name = session.current_dataset()
 st.title(f"Data: {datasets.dataset_title(name)}")
 
 
 def show_flash() -> None:
     """The outcome of a save or a delete, kept across the rerun that refreshed the sidebar."""
-    flash = st.session_state.pop(FLASH, None)
+    flash = session.pop_flash()
     if flash is None:
         return
     kind, message, tables = flash
@@ -65,7 +65,7 @@ def own_dataset_panel(key: str) -> None:
                 st.error(str(exc))
             else:
                 note = f" Runs that trained on it: {', '.join(used)}." if used else ""
-                st.session_state[FLASH] = ("success", f"Deleted {info.title}.{note}", [])
+                session.set_flash("success", f"Deleted {info.title}.{note}", [])
                 st.rerun()
 
 
@@ -114,8 +114,8 @@ def dataset_view(name: str) -> None:
 
     st.subheader("Random training samples")
     if st.button("Reshuffle", icon=":material/shuffle:", key="reshuffle"):
-        st.session_state["sample_seed"] = st.session_state.get("sample_seed", 0) + 1
-    picks = datasets.sample_indices(ds, GRID_SIZE, st.session_state.get("sample_seed", 0))
+        session.next_seed(session.DATA_SAMPLE_SEED)
+    picks = datasets.sample_indices(ds, GRID_SIZE, session.seed(session.DATA_SAMPLE_SEED))
     grid = st.columns(GRID_COLUMNS)
     for slot, index in enumerate(picks):
         grid[slot % GRID_COLUMNS].image(
@@ -156,7 +156,7 @@ def save_pending(how: str) -> None:
         f"{len(report.class_counts)} classes as **{datasets.dataset_title(key)}**{note}; "
         "choose it in the sidebar."
     )
-    st.session_state[FLASH] = ("success", message, tables)
+    session.set_flash("success", message, tables)
     st.rerun()
 
 

@@ -7,13 +7,14 @@ import streamlit as st
 from cnn_core import catalog
 from cnn_core.explain import evaluation, inference, plots
 from cnn_core.models import summaries
+from pages import _session as session
 from pages._shared import (
     cached_dataset,
+    choose_epoch,
     load_chosen_dataset,
     model_at,
     model_chooser,
     pixel_image,
-    replay_slider,
 )
 
 CELL_LIMIT = 32
@@ -23,10 +24,13 @@ CELL_PX = 46  # width of a class column in the clickable matrix
 INDEX_PX = 110  # and of its first column, the true classes
 ROW_PX = 35  # st.dataframe's row height: tables sized to show every class without scrolling
 TOOLBAR_PX = 36  # a dataframe's toolbar (44 px) less the 1 rem gap above the table
-TABLE_KEY = "evaluate_cells"
 INDEX_NAME = "true \\ predicted"
+EPOCH_CAPTION = (
+    "Every number and image below is for the model as it was after this epoch: watch "
+    "the confusion matrix empty out off its diagonal as training goes on."
+)
 
-dataset = st.session_state.get("dataset", "mnist")
+dataset = session.current_dataset()
 st.title("Evaluate")
 st.markdown(
     "How good is a trained model on images it never saw during training? Here it answers "
@@ -57,15 +61,6 @@ def test_scores(
 @st.cache_data(show_spinner=False, max_entries=64)
 def confusion_png(matrix: np.ndarray, names: tuple[str, ...], normalised: bool, title: str):
     return plots.figure_png(plots.confusion_figure(matrix, names, normalised, title=title))
-
-
-def choose_epoch(key: str) -> int | None:
-    """The replay slider; None means the final model."""
-    return replay_slider(
-        key, "evaluate_epoch",
-        "Every number and image below is for the model as it was after this epoch: watch "
-        "the confusion matrix empty out off its diagonal as training goes on.",
-    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- views
@@ -161,13 +156,9 @@ def styled_matrix(ev: evaluation.Evaluation, normalised: bool):
 
 def open_in_inspect(choice: catalog.TrainedModel, epoch: int | None, index: int) -> None:
     """Show one test image on the Inspect page, for the same model and epoch."""
-    st.session_state["inspect_model"] = choice.key
-    st.session_state["inspect_source"] = "test"
-    st.session_state[f"inspect_index-{choice.dataset}"] = int(index)
-    st.session_state["inspect_tab"] = "Saliency and Grad-CAM"
     epochs = catalog.checkpoint_epochs(choice.key)
-    if epochs:
-        st.session_state[f"inspect_epoch-{choice.key}"] = epochs[-1] if epoch is None else epoch
+    replayed = (epochs[-1] if epoch is None else epoch) if epochs else None
+    session.open_test_image_in_inspect(choice.key, choice.dataset, index, replayed)
     st.switch_page("pages/inspect.py")
 
 
@@ -185,7 +176,7 @@ def cell_view(choice, epoch, ev: evaluation.Evaluation, probs: np.ndarray, ds, n
         default = {"selection": {"cells": [[worst[0], names[worst[1]]]]}} if worst else None
         event = st.dataframe(
             styled_matrix(ev, normalised),
-            key=TABLE_KEY,
+            key=session.EVALUATE_CELLS,
             on_select="rerun",
             selection_mode="single-cell",
             selection_default=default,
@@ -235,35 +226,38 @@ def cell_view(choice, epoch, ev: evaluation.Evaluation, probs: np.ndarray, ds, n
         image_row(ds, found.indices, [f"#{i}: {s:.1%}" for i, s in zip(*found, strict=True)])
 
 
+def examples_column(column, title: str, caption: str, ds, found, captions: list[str]) -> None:
+    """One column of examples: a heading, what they are, and their test images."""
+    with column:
+        st.subheader(title)
+        st.caption(caption)
+        image_row(ds, found.indices, captions)
+
+
 def examples_view(ev: evaluation.Evaluation, probs: np.ndarray, ds) -> None:
     names = ev.class_names
     left, right = st.columns(2, gap="large")
-    with left:
-        st.subheader("Most confident mistakes")
-        st.caption(
-            "Wrong answers given with the highest probability. Some are badly written or "
-            "even mislabelled; others show a shape the model has not understood."
-        )
-        found = evaluation.confident_mistakes(ev.y_true, probs, EXAMPLES)
-        captions = [
-            f"true {names[ev.y_true[i]]}, predicted {names[ev.y_pred[i]]} ({s:.1%})"
-            for i, s in zip(*found, strict=True)
-        ]
-        image_row(ds, found.indices, captions)
-    with right:
-        st.subheader("Least confident right answers")
-        st.caption(
-            "Right answers the model was least sure of: the borderline cases, often "
-            "between the same classes as the mistakes."
-        )
-        found = evaluation.unsure_correct(ev.y_true, probs, EXAMPLES)
-        captions = [f"{names[ev.y_true[i]]} ({s:.1%})" for i, s in zip(*found, strict=True)]
-        image_row(ds, found.indices, captions)
+    found = evaluation.confident_mistakes(ev.y_true, probs, EXAMPLES)
+    examples_column(
+        left, "Most confident mistakes",
+        "Wrong answers given with the highest probability. Some are badly written or "
+        "even mislabelled; others show a shape the model has not understood.",
+        ds, found,
+        [f"true {names[ev.y_true[i]]}, predicted {names[ev.y_pred[i]]} ({s:.1%})"
+         for i, s in zip(*found, strict=True)],
+    )  # fmt: skip
+    found = evaluation.unsure_correct(ev.y_true, probs, EXAMPLES)
+    examples_column(
+        right, "Least confident right answers",
+        "Right answers the model was least sure of: the borderline cases, often "
+        "between the same classes as the mistakes.",
+        ds, found, [f"{names[ev.y_true[i]]} ({s:.1%})" for i, s in zip(*found, strict=True)],
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- the page
 
-choice = model_chooser(dataset, key="evaluate_model")
+choice = model_chooser(dataset, key=session.EVALUATE_MODEL)
 if choice is None:
     st.stop()
 ds = load_chosen_dataset(choice.dataset, choice.dataset_fingerprint)
@@ -275,7 +269,7 @@ if tuple(ds.input_shape) != tuple(choice.input_shape):
         f"model takes {summaries.format_shape(choice.input_shape)}: it cannot be evaluated on them."
     )
     st.stop()
-epoch = choose_epoch(choice.key)
+epoch = choose_epoch(choice.key, session.EVALUATE_EPOCH, EPOCH_CAPTION)
 try:
     probs, ev = test_scores(
         choice.key, epoch, choice.dataset, ds.source, choice.class_names, choice.dataset_fingerprint

@@ -1,18 +1,19 @@
 """Inspect: look inside a trained model at one image: filters, feature maps, saliency, Grad-CAM."""
 
-import matplotlib
 import numpy as np
 import streamlit as st
 
 from cnn_core import catalog
 from cnn_core.explain import attribution, conv_plots, inspection, maximization, plots
 from cnn_core.models import summaries
+from pages import _session as session
 from pages._shared import (
+    choose_epoch,
     load_chosen_dataset,
     model_at,
     model_chooser,
     pixel_image,
-    replay_slider,
+    show_png,
 )
 
 AM_STEPS = 60
@@ -20,9 +21,12 @@ MAX_FILTERS = 64
 MAX_MAPS = 32
 HEAT_ALPHA = 0.5
 UNLIKELY = 0.01  # below 1% the model sees almost nothing of a class: its maps are faint guesses
-TAB_KEY = "inspect_tab"
-TABS = ["Filters", "Feature maps", "Saliency and Grad-CAM", "What a filter looks for"]
-DRAWING, TEST = "drawing", "test"
+TABS = ["Filters", "Feature maps", session.INSPECT_SALIENCY_TAB, "What a filter looks for"]
+DRAWING, TEST = "drawing", session.INSPECT_SOURCE_TEST
+EPOCH_CAPTION = (
+    "Every view below shows the model as it was after this epoch. Slide back to "
+    "0, before training: the filters start as noise and take shape as the model learns."
+)
 AUTO = "auto"  # Grad-CAM on the last conv layer that shows evidence
 SCALE_LABELS = {"shared": "Shared by the layer", "per_filter": "Per filter"}
 MODE_LABELS = {
@@ -37,7 +41,7 @@ FILTER_LEGENDS = {
     "rgb": "Colours: the red, green and blue weights mixed; mid-grey = 0 in every channel.",
 }
 
-dataset = st.session_state.get("dataset", "mnist")
+dataset = session.current_dataset()
 st.title("Inspect")
 st.markdown(
     "Look inside a trained network at work on one image: the filters it learned, what each "
@@ -80,8 +84,7 @@ def map_detail_pngs(
     model, _ = model_at(key, epoch)
     values = inspection.feature_maps(model, x, [layer])[layer][..., channel]
     low, high = float(values.min()), float(values.max())
-    unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
-    colored = matplotlib.colormaps[plots.ACTIVATION_CMAP](unit)[..., :3].astype(np.float32)
+    colored = plots.activation_rgb(values)
     big = plots.figure_png(plots.image_grid_figure([colored], cols=1, cell=3.0))
     scale = f"{layer}, map {channel}: from {low:.2f} (dark purple) to {high:.2f} (yellow)."
     if high == low:  # a colour scale needs two values: say what the one colour means
@@ -110,11 +113,6 @@ def map_detail_pngs(
     return big, scale, small, note
 
 
-def as_rgb8(x: np.ndarray) -> np.ndarray:
-    """The image as uint8 RGB, so it sits in one grid with the coloured overlays."""
-    return attribution.overlay(x, np.zeros(x.shape[:2], np.float32), alpha=0.0)
-
-
 @st.cache_data(show_spinner=False, max_entries=256)
 def explanation_png(
     key: str, epoch: int | None, x: np.ndarray, class_index: int, cam_choice: str, name: str
@@ -127,7 +125,7 @@ def explanation_png(
     else:
         cam_layer, cam = cam_choice, attribution.grad_cam(model, x, class_index, cam_choice)
     images = [
-        as_rgb8(x),
+        attribution.as_rgb8(x),
         attribution.overlay(x, saliency, HEAT_ALPHA, plots.HEAT_CMAP),
         attribution.overlay(x, cam, HEAT_ALPHA, plots.HEAT_CMAP),
     ]
@@ -149,29 +147,7 @@ def pattern_result(key: str, epoch: int | None, layer: str, filter_index: int):
     return plots.figure_png(figure), float(trace[0]), float(trace[-1])
 
 
-def show_png(png: bytes, name: str, key: str) -> None:
-    st.image(png)
-    st.download_button(
-        "PNG",
-        png,
-        file_name=f"{name}.png",
-        mime="image/png",
-        key=key,
-        icon=":material/download:",
-        on_click="ignore",
-    )
-
-
 # ---------------------------------------------------------------- choosing model and image
-
-
-def choose_epoch(key: str) -> int | None:
-    """The replay slider; None means the final model."""
-    return replay_slider(
-        key, "inspect_epoch",
-        "Every view below shows the model as it was after this epoch. Slide back to "
-        "0, before training: the filters start as noise and take shape as the model learns.",
-    )  # fmt: skip
 
 
 def pick_random(key: str, count: int) -> None:
@@ -180,13 +156,13 @@ def pick_random(key: str, count: int) -> None:
 
 def choose_input(choice: catalog.TrainedModel) -> tuple[str, np.ndarray] | None:
     """(description, image (H, W, C) float32 in [0, 1]) or None after a message."""
-    drawn = st.session_state.get("inspect_input")
+    drawn = session.latest_image()
     fits = drawn is not None and np.shape(drawn[1]) == tuple(choice.input_shape)
     if fits:
         source = st.radio(
             "Image",
             [DRAWING, TEST],
-            key="inspect_source",
+            key=session.INSPECT_SOURCE,
             horizontal=True,
             format_func=lambda s: f"Yours: {drawn[0]}" if s == DRAWING else "A test image",
         )
@@ -208,7 +184,7 @@ def choose_input(choice: catalog.TrainedModel) -> tuple[str, np.ndarray] | None:
             f"but this model takes {summaries.format_shape(choice.input_shape)}."
         )
         return None
-    key = f"inspect_index-{choice.dataset}"
+    key = session.inspect_index_key(choice.dataset)
     count = len(ds.y_test)
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     index = left.number_input(f"Test image (0 to {count - 1})", 0, count - 1, key=key)
@@ -383,7 +359,7 @@ def pattern_view(choice: catalog.TrainedModel, model, epoch: int | None) -> None
         f"Filter (0 to {count - 1})", 0, count - 1, key=f"inspect_am_filter-{choice.key}-{name}"
     )
     job = (choice.key, epoch, name, int(index))
-    done = st.session_state.setdefault("inspect_am_done", set())
+    done = st.session_state.setdefault(session.INSPECT_PATTERNS_DONE, set())
     if right.button(
         "Find its pattern", icon=":material/auto_awesome:", key="inspect_am_run", type="primary"
     ):
@@ -406,14 +382,14 @@ def pattern_view(choice: catalog.TrainedModel, model, epoch: int | None) -> None
 
 # ---------------------------------------------------------------- the page
 
-choice = model_chooser(dataset, key="inspect_model")
+choice = model_chooser(dataset, key=session.INSPECT_MODEL)
 if choice is None:
     st.stop()
 
 with st.container(border=True):
     setup, picture = st.columns([3, 1])
     with setup:
-        epoch = choose_epoch(choice.key)
+        epoch = choose_epoch(choice.key, session.INSPECT_EPOCH, EPOCH_CAPTION)
         picked = choose_input(choice)
     if picked is None:
         st.stop()
@@ -434,7 +410,7 @@ if not inspection.conv_layers(model):
     st.info("This model has no convolution layers, so there are no filters or maps to show.")
     st.stop()
 
-tabs = st.tabs(TABS, key=TAB_KEY, on_change="rerun")
+tabs = st.tabs(TABS, key=session.INSPECT_TAB, on_change="rerun")
 if tabs[0].open:
     with tabs[0]:
         filters_view(choice, model, epoch)

@@ -10,15 +10,17 @@ from cnn_core.explain import plots
 from cnn_core.explain.conv_plots import colour_range, matrix_figure
 from cnn_core.explain.plots import figure_png
 from cnn_core.models import sources
+from pages import _session as session
+from pages._shared import show_png
 
-IMAGE_KEY = "learn_image"
-CUSTOM_KEY = "learn_custom_filter"
-FILTER_KEY = "learn_filter"
-PADDING_KEY = "learn_padding"
-STRIDE_KEY = "learn_stride"
-STEP_KEY = "learn_step"
-POOL_STEP_KEY = "learn_pool_step"
-PLAY_KEY = "learn_play"
+IMAGE_KEY = session.LEARN_IMAGE
+CUSTOM_KEY = session.LEARN_CUSTOM_FILTER
+FILTER_KEY = session.LEARN_FILTER
+PADDING_KEY = session.LEARN_PADDING
+STRIDE_KEY = session.LEARN_STRIDE
+STEP_KEY = session.LEARN_STEP
+POOL_STEP_KEY = session.LEARN_POOL_STEP
+PLAY_KEY = session.LEARN_PLAY
 PLAY_INTERVAL_S = 1.5  # one window position per 1.5 s: time to read the sum
 CUSTOM = "custom"
 FILTER_CHOICES = [*conv.FILTERS, CUSTOM]
@@ -63,19 +65,6 @@ def matrix_png(
         values, title, highlight=highlight, padding=padding, kind=kind, value_range=value_range
     )
     return figure_png(figure)
-
-
-def show_png(png: bytes, file_name: str, key: str) -> None:
-    st.image(png)
-    st.download_button(
-        "PNG",
-        png,
-        file_name=f"{file_name}.png",
-        mime="image/png",
-        key=key,
-        icon=":material/download:",
-        on_click="ignore",
-    )
 
 
 def choose_inputs() -> tuple[object, object, str, str, int]:

@@ -10,6 +10,7 @@ from streamlit_drawable_canvas import st_canvas
 from cnn_core import catalog
 from cnn_core.data import decoding
 from cnn_core.explain import inference, preprocess
+from pages import _session as session
 from pages._shared import (
     cached_dataset,
     cached_model,
@@ -24,9 +25,9 @@ GALLERY_SIZE = 16
 GALLERY_COLUMNS = 8
 GALLERY_TILE = 84  # pixels: every tile of the gallery is this wide
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
-GALLERY_CACHE = "gallery_cache"  # session key of the last gallery's picks and probabilities
+GALLERY_CACHE = session.GALLERY_CACHE
 
-dataset = st.session_state.get("dataset", "mnist")
+dataset = session.current_dataset()
 st.title("Predict")
 choice = model_chooser(dataset)
 if choice is None:
@@ -104,7 +105,7 @@ def draw_panel(choice, predictor, mnist_style: bool) -> None:
     with left:
         width = st.slider("Stroke width", 8, 40, 20, key="stroke")
         if st.button("Clear", icon=":material/ink_eraser:", key="clear"):
-            st.session_state["canvas_round"] = st.session_state.get("canvas_round", 0) + 1
+            session.next_seed(session.CANVAS_ROUND)
         canvas = st_canvas(
             stroke_width=width,
             stroke_color="#FFFFFF",
@@ -113,7 +114,7 @@ def draw_panel(choice, predictor, mnist_style: bool) -> None:
             width=CANVAS_SIZE,
             drawing_mode="freedraw",
             return_image_data=True,
-            key=f"canvas-{st.session_state.get('canvas_round', 0)}",
+            key=f"canvas-{session.canvas_round()}",
         )
     with right:
         rgba = canvas.image_data if canvas is not None else None
@@ -127,7 +128,7 @@ def draw_panel(choice, predictor, mnist_style: bool) -> None:
             return
         show_prediction(predictor.predict_proba(steps.model_input)[0], choice.class_names)
         # The Inspect page looks inside the network for this same drawing.
-        st.session_state["inspect_input"] = ("your drawing", steps.model_input)
+        session.keep_latest_image("your drawing", steps.model_input)
     st.markdown(
         "**What the model receives**: like MNIST's own digits, your drawing is cropped to its "
         "ink, fitted into 20×20 keeping its shape, then centred by its centre of mass in 28×28."
@@ -160,7 +161,7 @@ def upload_panel(choice, predictor, mnist_style: bool) -> None:
                 show_steps(upload_steps(steps)[:2], slots=5)  # what it saw: the photo, its ink
                 continue
             probs = predictor.predict_proba(steps.model_input)[0]
-            st.session_state["inspect_input"] = (file.name, steps.model_input)
+            session.keep_latest_image(file.name, steps.model_input)
             left, right = st.columns([1, 1])
             with left:
                 show_prediction(probs, choice.class_names)
@@ -209,8 +210,8 @@ def gallery_panel(choice, predictor) -> None:
         st.info(f"The test images are not available: {exc}")
         return
     if st.button("New images", icon=":material/shuffle:", key="gallery_shuffle"):
-        st.session_state["gallery_seed"] = st.session_state.get("gallery_seed", 0) + 1
-    picks, probs = gallery_predictions(ds, predictor, st.session_state.get("gallery_seed", 0))
+        session.next_seed(session.GALLERY_SEED)
+    picks, probs = gallery_predictions(ds, predictor, session.seed(session.GALLERY_SEED))
     grid = st.columns(GALLERY_COLUMNS)
     for slot, (index, p) in enumerate(zip(picks, probs, strict=True)):
         guess, truth = int(np.argmax(p)), int(ds.y_test[index])
