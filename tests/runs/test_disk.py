@@ -41,7 +41,7 @@ LIMIT_FILE_SIZE = (
 )
 CREATE_RUN = (
     "import json, sys\n"
-    "from cnn_core.runs import checkpointing, run_config, store\n"
+    "from cnn_core.runs import checkpointing, run_config, run_folder, store\n"
     "try:\n"
     "    print(store.create_run(run_config.RunConfig.from_dict(json.loads(sys.argv[1]))))\n"
     "except run_folder.RunError as exc:\n"
