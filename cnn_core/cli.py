@@ -10,6 +10,8 @@
     python -m cnn_core datasets
     python -m cnn_core datasets delete flowers
     python -m cnn_core download fashion_mnist
+    python -m cnn_core models --json
+    python -m cnn_core evaluate RUN_ID --images my_digits/ --json
 
 User errors print one line on stderr and exit with code 1, never a traceback.
 TensorFlow is imported only by commands that need it (train validates with the model zoo,
@@ -211,6 +213,147 @@ def cmd_download(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+MODELS_COLUMNS = ("KEY", "DATASET", "INPUT", "TEST ACCURACY", "SHIPPED", "CLASSES")
+
+
+def _model_record(m) -> dict:
+    return {
+        "key": m.key,
+        "label": m.label,
+        "dataset": m.dataset,
+        "class_names": list(m.class_names),
+        "input_shape": list(m.input_shape),
+        "test_accuracy": m.test_accuracy,
+        "shipped": m.shipped,
+    }
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cnn_core import catalog
+
+    found = catalog.list_trained()
+    if args.json:
+        print(json.dumps([_model_record(m) for m in found], indent=2))
+        return EXIT_OK
+    rows = [MODELS_COLUMNS]
+    for m in found:
+        shape = "×".join(str(side) for side in m.input_shape)
+        rows.append((m.key, m.dataset, shape, _fmt(m.test_accuracy),
+                     "yes" if m.shipped else "no", ", ".join(m.class_names)))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _find_model(name: str):
+    """The trained model named by a catalog key, a run id or a shipped model's name."""
+    from cnn_core import catalog
+
+    found = catalog.list_trained()
+    for m in found:
+        if name in (m.key, m.key.removeprefix(catalog.RUN_PREFIX),
+                    m.key.removeprefix(catalog.PRETRAINED_PREFIX)):  # fmt: skip
+            return m
+    known = ", ".join(m.key for m in found) or "none yet"
+    raise CliError(
+        f"No trained model {name!r}. Trained models (python -m cnn_core models): {known}."
+    )
+
+
+def _folder_images(folder: str, model) -> tuple:
+    """The images of DIR, one sub-folder per class named as the model's classes, as the
+    model's inputs with labels in the model's class order."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from cnn_core.data import owndata
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise CliError(f"{folder}: no such folder.")
+    height, width, channels = model.input_shape
+    if height != width:
+        raise CliError(f"{model.key} takes {height}×{width} images: a folder is read as squares.")
+    x, labels, names, report = owndata.read_image_folder(
+        root, image_size=height, grayscale=channels == 1
+    )
+    classes = ", ".join(model.class_names)
+    unknown = [n for n in names if n not in model.class_names]
+    if unknown:
+        raise CliError(
+            f"{folder}: the folder {unknown[0]!r} is not a class of {model.key}; "
+            f"name each folder after one of its classes: {classes}."
+        )
+    to_model = np.asarray([model.class_names.index(n) for n in names], dtype=np.int64)
+    return x, to_model[labels], report
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cnn_core import catalog
+    from cnn_core.data import versions
+    from cnn_core.data.dataset import DatasetError
+    from cnn_core.explain import evaluation, inference
+
+    model = _find_model(args.model)
+    try:
+        if args.images:
+            x, y, _ = _folder_images(args.images, model)
+            where, title = args.images, args.images
+        else:
+            name = args.dataset or model.dataset
+            fingerprint = model.dataset_fingerprint if name == model.dataset else None
+            ds = versions.load_dataset_version(name, fingerprint)
+            if tuple(ds.input_shape) != tuple(model.input_shape) or len(ds.class_names) != len(
+                model.class_names
+            ):
+                raise CliError(
+                    f"{model.key} takes {len(model.class_names)} classes of "
+                    f"{'×'.join(map(str, model.input_shape))} images; {ds.title} has "
+                    f"{len(ds.class_names)} of {'×'.join(map(str, ds.input_shape))}."
+                )
+            x, y, where, title = ds.x_test, ds.y_test, name, f"the test split of {ds.title}"
+        keras_model = catalog.load_trained(model.key)
+    except (DatasetError, catalog.TrainedModelError) as exc:
+        raise CliError(str(exc)) from exc
+    probs = inference.predict_in_batches(keras_model, x)
+    ev = evaluation.evaluate_predictions(y, probs, model.class_names)
+    if args.json:
+        per_class = {
+            r["class"]: {k: r[k] for k in ("precision", "recall", "f1", "support")}
+            for r in ev.report
+        }
+        print(json.dumps({"model": model.key, "dataset": where, "images": ev.count,
+                          "accuracy": ev.accuracy, "per_class": per_class}, indent=2))  # fmt: skip
+        return EXIT_OK
+    print(f"{model.label} ({model.key}) on {title}: {ev.count:,} images")
+    print(f"test accuracy: {ev.accuracy:.4f}  loss: {ev.loss:.4f}")
+    print(_report_text(ev))
+    print("confusion matrix (rows: true class, columns: predicted class):")
+    print(_matrix_text(ev.confusion, ev.class_names))
+    return EXIT_OK
+
+
+def _report_text(ev) -> str:
+    width = max(len("weighted avg"), *(len(n) for n in ev.class_names))
+    lines = [f"{'class':<{width}}  precision  recall      f1  support"]
+    for r in ev.report_records():
+        lines.append(f"{r['class']:<{width}}  {r['precision']:9.4f}  {r['recall']:6.4f}  "
+                     f"{r['f1']:6.4f}  {r['support']:7d}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _matrix_text(matrix, names) -> str:
+    cells = [[str(int(v)) for v in row] for row in matrix]
+    width = max(len(str(n)) for n in names)
+    side = max([len(c) for row in cells for c in row] + [len(str(n)) for n in names])
+    lines = [" " * width + "  " + " ".join(f"{n:>{side}}" for n in names)]
+    for name, row in zip(names, cells, strict=True):
+        lines.append(f"{name:<{width}}  " + " ".join(f"{c:>{side}}" for c in row))
+    return "\n".join(lines)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     return jobs.run_worker(args.run_id)
 
@@ -270,6 +413,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["list", "delete"], default="list")
     p.add_argument("name", nargs="?", help="the imported dataset to delete, e.g. flowers")
     p.set_defaults(func=cmd_datasets)
+    p = sub.add_parser(
+        "models", help="every trained model to use: the shipped ones and finished runs"
+    )
+    p.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("evaluate", help="a trained model's accuracy, per-class report and "
+                       "confusion matrix, on a test split or a folder of images")  # fmt: skip
+    p.add_argument("model", help="a run id, a shipped model's name or a key from `models`")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--dataset", help="another dataset's test split (default: the model's)")
+    where.add_argument("--images", metavar="DIR",
+                       help="a folder with one sub-folder of images per class, named as the "
+                       "model's classes")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="the scores as JSON")
+    p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("download", help="download a dataset's official files")
     p.add_argument("dataset")
     p.set_defaults(func=cmd_download)
