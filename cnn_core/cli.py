@@ -439,7 +439,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     ValueErrors); the dataset module's only when a command imported it, to keep
     `runs` and `worker` quick to start."""
     errors: list[type[BaseException]] = [CliError, run_folder.RunError, ValueError]
-    loaded = sys.modules.get("cnn_core.datasets")
+    loaded = sys.modules.get("cnn_core.data.dataset")
     if loaded is not None:
         errors.append(loaded.DatasetError)
     return tuple(errors)
