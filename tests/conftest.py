@@ -9,6 +9,28 @@ from devtools.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
 from tests.factories import ARTIFACTS
 
 
+@pytest.fixture(autouse=True, scope="session")
+def app_routed_as_served():
+    """AppTest runs app.py as scripts/serve.py starts it: without Streamlit's legacy
+    multipage mode, which a pages/ folder beside app.py turns on. AppTest resets that flag
+    before every run and Streamlit sets it again from the folder, so every run would start
+    in the legacy menu and run a page script without app.py."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a unit-test run without Streamlit installed
+        yield
+        return
+    original = PagesManager.__init__
+
+    def routed_by_navigation(self, *args, **kwargs):
+        PagesManager.uses_pages_directory = False  # Streamlit only sets it while it is None
+        original(self, *args, **kwargs)
+
+    PagesManager.__init__ = routed_by_navigation
+    yield
+    PagesManager.__init__ = original
+
+
 @pytest.fixture
 def lab_home(tmp_path, monkeypatch):
     """An empty lab home (runs, user datasets) for one test."""

@@ -17,10 +17,38 @@ def test_every_page_script_is_in_the_navigation():
     assert listed == {p.stem for p in PAGE_FILES} == URL_PATHS
 
 
-def test_no_folder_named_pages_beside_the_entry_script():
-    # Streamlit treats such a folder as its legacy multipage API: deep links opened on a
-    # fresh server would run a page without app.py (no sidebar, Streamlit's own menu).
-    assert not (REPO / "pages").exists()
+def test_the_server_is_started_with_the_legacy_pages_menu_switched_off(monkeypatch):
+    # Streamlit treats a pages/ folder beside app.py as its legacy multipage app until some
+    # session calls st.navigation: deep links opened on a fresh server would run a page
+    # without app.py (no sidebar, Streamlit's own menu). scripts/serve.py switches it off.
+    import runpy
+
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.web import cli
+
+    started = {}
+
+    def fake_main(args, prog_name):
+        started.update(args=args, legacy=PagesManager.uses_pages_directory)
+
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", None)
+    monkeypatch.setattr(cli, "main", fake_main)
+    runpy.run_path(str(REPO / "scripts" / "serve.py"), run_name="not_main")["main"](["--x"])
+    assert started == {"args": ["run", str(REPO / "app.py"), "--x"], "legacy": False}
+
+
+def test_every_way_of_starting_the_app_goes_through_the_launcher():
+    starters = [
+        REPO / "run.sh",
+        *(REPO / "devtools").glob("*.py"),
+        *(REPO / "benchmarks").glob("*.py"),
+        *(REPO / "benchmarks").glob("*.sh"),
+    ]
+    for path in starters:
+        text = path.read_text()
+        assert "streamlit run app.py --" not in text and '"streamlit", "run"' not in text, path
+    assert "scripts/serve.py" in (REPO / "run.sh").read_text()
+    assert "scripts/serve.py" in (REPO / "devtools" / "browser.py").read_text()
 
 
 @pytest.mark.browser
