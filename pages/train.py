@@ -1,6 +1,5 @@
 """Train: start, stop and resume runs, watch them learn live, and compare them."""
 
-import math
 import zlib
 
 import pandas as pd
@@ -24,6 +23,7 @@ from cnn_core.runs import (
     store,
 )
 from cnn_core.runs import status as run_status
+from pages import _session as session
 from pages._shared import load_chosen_dataset
 
 POLL_S = 1.0  # while a run is active
@@ -52,7 +52,7 @@ LAYER_COLUMNS = [
     "units",
 ]
 
-dataset = st.session_state.get("dataset", "mnist")
+dataset = session.current_dataset()
 st.title("Train")
 
 
@@ -69,8 +69,8 @@ def start(configs, input_shape, train_size) -> bool:
     except (run_config.ConfigError, run_folder.RunError) as exc:
         st.error(str(exc))
         return False
-    st.session_state["run_id"] = started[0]
-    st.session_state["compare"] = started if len(started) > 1 else []
+    st.session_state[session.TRAIN_RUN_ID] = started[0]
+    st.session_state[session.TRAIN_COMPARE] = started if len(started) > 1 else []
     return True
 
 
@@ -78,7 +78,7 @@ def start(configs, input_shape, train_size) -> bool:
 
 
 def history_for(run_id: str) -> history.LiveHistory:
-    cache = st.session_state.setdefault("histories", {})
+    cache = st.session_state.setdefault(session.TRAIN_HISTORIES, {})
     if run_id not in cache:
         cache[run_id] = history.LiveHistory(run_id)
     return cache[run_id]
@@ -139,7 +139,7 @@ def rename_and_delete(run_id: str, row: runboard.RunRow) -> None:
             except run_folder.RunError as exc:
                 st.error(str(exc))
             else:
-                st.session_state.pop("run_id", None)
+                st.session_state.pop(session.TRAIN_RUN_ID, None)
                 st.rerun(scope="app")
 
 
@@ -206,10 +206,12 @@ def watched_run(row: runboard.RunRow) -> None:
 def layer_editor(input_shape: tuple, num_classes: int) -> list[dict] | None:
     """The custom layer list, edited as a table; shapes and parameters update as you edit."""
     st.caption("Add, remove or change rows. A final dense softmax layer is added for you.")
-    start_rows = st.session_state.get("custom_layers") or layer_lists.default_custom_layers()
+    start_rows = (
+        st.session_state.get(session.TRAIN_CUSTOM_LAYERS) or layer_lists.default_custom_layers()
+    )
     frame = pd.DataFrame(start_rows, columns=LAYER_COLUMNS)
     edited = st.data_editor(
-        frame, num_rows="dynamic", key="layer_editor", hide_index=True,
+        frame, num_rows="dynamic", key=session.TRAIN_LAYER_EDITOR, hide_index=True,
         column_config={
             "type": st.column_config.SelectboxColumn(
                 options=list(layer_lists.LAYER_TYPES), required=True
@@ -218,11 +220,7 @@ def layer_editor(input_shape: tuple, num_classes: int) -> list[dict] | None:
             "activation": st.column_config.SelectboxColumn(options=list(layer_lists.ACTIVATIONS)),
         },
     )  # fmt: skip
-    layers = [
-        {k: (int(v) if isinstance(v, float) and v.is_integer() and k != "rate" else v)
-         for k, v in row.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
-        for row in edited.to_dict("records")
-    ]  # fmt: skip
+    layers = layer_lists.layers_from_table(edited.to_dict("records"))
     try:
         shapes = layer_lists.validate_layers(layers, input_shape, num_classes)
     except input_limits.ModelError as exc:
@@ -317,7 +315,7 @@ def new_run_form(ds: Dataset) -> None:
             label_smoothing=float(smoothing), seed=int(seed),
             mixed_precision=PRECISIONS[precision],
         )  # fmt: skip
-        st.session_state["custom_layers"] = layers
+        st.session_state[session.TRAIN_CUSTOM_LAYERS] = layers
         if start([cfg], input_shape, train_size):
             st.rerun()
 
@@ -364,10 +362,10 @@ def runs_table(rows: list[runboard.RunRow]) -> None:
         column_config={"name": st.column_config.TextColumn(width="medium")},
     )  # fmt: skip
     chosen = [rows[i].id for i in event.selection.rows if i < len(rows)]
-    if chosen and chosen[0] != st.session_state.get("run_id"):
-        st.session_state["run_id"] = chosen[0]
+    if chosen and chosen[0] != st.session_state.get(session.TRAIN_RUN_ID):
+        st.session_state[session.TRAIN_RUN_ID] = chosen[0]
         st.rerun(scope="app")
-    compare = chosen if len(chosen) > 1 else st.session_state.get("compare", [])
+    compare = chosen if len(chosen) > 1 else st.session_state.get(session.TRAIN_COMPARE, [])
     known = {r.id: r for r in rows}
     compare = [run_id for run_id in compare if run_id in known]
     if len(compare) > 1:
@@ -388,13 +386,13 @@ def watched_id(rows: list[runboard.RunRow]) -> str | None:
     """The run this session watches; a new session (a second tab, another learner) follows
     the run that is training now, else the next queued one."""
     known = {r.id for r in rows}
-    if st.session_state.get("run_id") in known:
-        return st.session_state["run_id"]
-    st.session_state.pop("run_id", None)
+    if st.session_state.get(session.TRAIN_RUN_ID) in known:
+        return st.session_state[session.TRAIN_RUN_ID]
+    st.session_state.pop(session.TRAIN_RUN_ID, None)
     for states in (runboard.TRAINING_STATES, ("queued",)):
         for r in rows:
             if r.state in states:
-                st.session_state["run_id"] = r.id
+                st.session_state[session.TRAIN_RUN_ID] = r.id
                 return r.id
     return None
 
@@ -448,7 +446,7 @@ with st.expander("Import a run shared from another CNN Lab"):
         except (sharing.SharingError, run_folder.RunError) as exc:
             st.error(str(exc))
         else:
-            st.session_state["run_id"] = imported
+            st.session_state[session.TRAIN_RUN_ID] = imported
             st.success(
                 "Imported: it is now listed above and on the Predict, Inspect and Evaluate pages."
             )

@@ -9,7 +9,7 @@ from pathlib import Path
 from pages import _session as session
 
 PAGES = Path(__file__).resolve().parents[2] / "pages"
-SWITCHED = ["_shared", "data", "evaluate", "home", "inspect", "learn", "predict"]
+SWITCHED = ["_shared", "data", "evaluate", "home", "inspect", "learn", "predict", "train"]
 PREFIXES = {"inspect": "inspect_", "evaluate": "evaluate_", "learn": "learn_",
             "data": "data_", "train": "train_"}  # fmt: skip
 STATE_ACCESS = re.compile(r"session_state(\[|\.(get|pop|setdefault)\()\s*f?[\"']")
