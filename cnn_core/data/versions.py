@@ -6,13 +6,13 @@ A user dataset's version is its fingerprint; a built-in dataset's is the source 
 
 from __future__ import annotations
 
+from cnn_core.data import datasets
 from cnn_core.data.dataset import (
     USER_PREFIX,
     Dataset,
     DatasetGone,
     DatasetUnavailable,
 )
-from cnn_core.data.datasets import active_source, dataset_status, dataset_title, load_dataset
 from cnn_core.data.userdata import file_version, user_dataset_info, user_slug
 
 SOURCE_VERSION = "source:"  # a built-in dataset's version is the source a run read
@@ -24,7 +24,7 @@ def dataset_fingerprint(name: str) -> str | None:
     source the first, but a run keeps the images it trained on (the 10,000-digit subset is
     not full MNIST). None when no source is ready."""
     if not name.startswith(USER_PREFIX):
-        source = active_source(name)
+        source = datasets.active_source(name)
         return SOURCE_VERSION + source.source if source else None
     return user_dataset_info(name).fingerprint
 
@@ -35,7 +35,7 @@ def dataset_version(name: str) -> str:
     source in use for a built-in one (a download switches it)."""
     if name.startswith(USER_PREFIX):
         return file_version(name)
-    source = active_source(name)
+    source = datasets.active_source(name)
     return source.source if source else "missing"
 
 
@@ -57,8 +57,8 @@ def load_dataset_version(
     if fingerprint_wanted is not None and fingerprint_wanted.startswith(SOURCE_VERSION):
         return _load_builtin_version(name, source or fingerprint_wanted[len(SOURCE_VERSION) :])
     if fingerprint_wanted is None or not name.startswith(USER_PREFIX):
-        return load_dataset(name, source=source)
-    title = dataset_title(name)
+        return datasets.load_dataset(name, source=source)
+    title = datasets.dataset_title(name)
     try:
         info = user_dataset_info(name)
     except DatasetUnavailable as exc:
@@ -73,15 +73,15 @@ def load_dataset_version(
             f"({info.train_count + info.test_count:,} in {len(info.class_names)} classes), "
             "which this run cannot use. Train a new run on them instead."
         )
-    return load_dataset(name, source=source)
+    return datasets.load_dataset(name, source=source)
 
 
 def _load_builtin_version(name: str, source: str) -> Dataset:
-    ready = {s.source: s for s in dataset_status(name)}
+    ready = {s.source: s for s in datasets.dataset_status(name)}
     if source in ready and not ready[source].available:
         raise DatasetGone(
-            f"The images this run trained on ({dataset_title(name)}: "
+            f"The images this run trained on ({datasets.dataset_title(name)}: "
             f"{ready[source].description}) are no longer on this machine. To bring them back: "
             f"{ready[source].detail}."
         )
-    return load_dataset(name, source=source if source in ready else None)
+    return datasets.load_dataset(name, source=source if source in ready else None)
