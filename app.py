@@ -38,7 +38,7 @@ def keep_keras_state_between_runs() -> bool:
     every prediction after it paid ~40 ms of CPU to instantiate them again (1.4 ms warm),
     plus a full garbage collection that held the interpreter lock for every session
     (RELIABILITY.md: the classroom's p95 with 20 learners). Python's own collector still
-    runs. The hook is Streamlit's private `_clean_problem_modules`; tests/test_app_home.py
+    runs. The hook is Streamlit's private `_clean_problem_modules`; tests/pages/test_app_home.py
     fails if a Streamlit upgrade renames it, instead of the lab slowing down unnoticed.
     """
     from streamlit.runtime.scriptrunner import script_runner

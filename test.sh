@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lints, then runs the whole test suite (first run installs .venv with the test tools).
-# Extra arguments go to pytest, e.g. ./test.sh tests/test_datasets.py -x
+# Extra arguments go to pytest, e.g. ./test.sh tests/data/test_datasets.py -x
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup_env.sh requirements-dev.txt

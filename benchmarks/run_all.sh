@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh requirements-dev.txt
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore
-all=(interactivity app_timing engine_overhead hardware batchnorm zoo presets seed_results classroom classroom_ws)
+all=(interactivity explain_timing app_timing engine_overhead hardware batchnorm zoo zoo_train_step presets seed_results classroom classroom_ws)
 for name in "${@:-${all[@]}}"; do
   echo
   echo "## benchmarks/$name.py"

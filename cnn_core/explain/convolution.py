@@ -1,7 +1,7 @@
 """The convolution explained: a 2-D convolution and a max-pool that keep every step.
 
 This is the arithmetic of the project report *Image Classification Using Convolutional
-Neural Network CNN* (figures 9 to 13 and 21; see ``cnn_core.sources``): a small filter
+Neural Network CNN* (figures 9 to 13 and 21; see ``cnn_core.models.sources``): a small filter
 slides over the image; at each position the window is multiplied element-wise by the
 filter and the products are summed into one output number. As in every deep-learning
 library this is a cross-correlation: the kernel is *not* flipped, so
@@ -20,6 +20,10 @@ Typical use::
     step = result.steps[1]      # the second window position (figure 12)
     step.window, step.products, step.total
     pooled = max_pool(result.output)
+
+It is one module of ~570 lines because it is one idea, the Learn page's arithmetic: the
+sizes and padding, the checks of the grids a learner types, the convolution and the pool,
+and the expressions that spell a step out all describe the same sliding window.
 """
 
 from __future__ import annotations

@@ -169,9 +169,9 @@ def test_a_worker_killed_while_the_server_is_down_is_resumed_from_the_page(lab, 
 def test_tabs_reconnecting_at_once_to_a_fresh_server_get_the_app_navigation(lab, page):
     """After a restart every open tab reconnects at the same moment, each on its own page.
 
-    The page scripts live in pages/, not pages/: Streamlit's legacy multipage mode, which
-    a `pages/` folder beside app.py turns on until some session calls st.navigation, used to
-    draw such tabs with its own menu ("app", "shared", ...) and no dataset chooser.
+    Streamlit's legacy multipage mode, which the `pages/` folder beside app.py turns on until
+    some session calls st.navigation, used to draw such tabs with its own menu ("app",
+    "shared", ...) and no dataset chooser; scripts/serve.py switches it off.
     """
     tabs = [page] + [page.context.new_page() for _ in range(2)]
     for tab, path in zip(tabs, ("/train", "/predict", "/learn"), strict=True):
