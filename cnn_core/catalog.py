@@ -93,7 +93,12 @@ def load_checkpoint(key: str, epoch: int) -> keras.Model:
     """The model of a run as it was at the end of one epoch, or before training for epoch 0
     (for replaying training)."""
     run_id = key[len(RUN_PREFIX) :]
-    return _load_run_file(run_folder.run_paths(run_id).checkpoint(epoch))
+    try:
+        return checkpointing.load_epoch(run_id, epoch)
+    except (OSError, ValueError) as exc:
+        raise TrainedModelError(
+            f"{run_id}: the checkpoint of epoch {epoch} cannot be loaded ({exc})."
+        ) from exc
 
 
 def checkpoint_epochs(key: str) -> list[int]:

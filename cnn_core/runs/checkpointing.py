@@ -137,6 +137,21 @@ def load_checkpoint(run_id: str) -> tuple[keras.Model, Checkpoint] | None:
     return None
 
 
+def load_epoch(run_id: str, epoch: int) -> keras.Model:
+    """The network as it was at the end of one epoch (0: before training), for a replay:
+    weights only matter there, so it loads without its optimizer (compile=False). Only
+    this lab's own checkpoint files are loaded, and safe_mode stays on, so even a tampered
+    run folder cannot run code through a Lambda layer.
+
+    Raises:
+        OSError, ValueError: the checkpoint is missing or cannot be read.
+    """
+    import keras
+
+    path = run_folder.run_paths(run_id).checkpoint(epoch)
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
 def _seed_states(model: keras.Model) -> list:
     """The state variables of the model's own random generators (dropout masks)."""
     return [v for v in model.variables if v.name == "seed_generator_state"]
