@@ -83,6 +83,23 @@ def precision(request):
         keras.mixed_precision.set_global_policy(before)
 
 
+@pytest.fixture
+def half_model():
+    """Builds tests/factories.half_model(side) inside the test, after `precision` set the
+    policy: a model whose weights are set by hand and that sees one half of its image."""
+    from tests.factories import half_model
+
+    return half_model
+
+
+@pytest.fixture
+def evidence_model():
+    """Builds tests/factories.evidence_model() inside the test (see half_model)."""
+    from tests.factories import evidence_model
+
+    return evidence_model
+
+
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     """The real app, started with `streamlit run` on a free localhost port."""

@@ -140,3 +140,62 @@ BFLOAT16_ATOL = 5e-3
 def atol_for(precision: str, float32_atol: float) -> float:
     """`float32_atol` under "float32"; BFLOAT16_ATOL (if larger) under "mixed_bfloat16"."""
     return float32_atol if precision == "float32" else max(float32_atol, BFLOAT16_ATOL)
+
+
+# ---------------------------------------------------------------- hand-weighted models
+HAND_MODEL_SIDE = 8  # the hand-weighted models see 8×8 grey images
+
+
+def half_model(side: str):
+    """A model that only sees one half of an 8×8 image, with weights set by hand.
+
+    The other half is multiplied by 0 before the only conv layer, whose two 3×3 filters
+    are positive; the class-0 logit adds up every activation with positive weights and
+    class 1 with negative ones. So class 0's evidence lies exactly where the conv layer
+    sees the visible half, and the hidden pixels cannot change any score.
+    """
+    import keras  # here: only tests of explanations need TensorFlow
+
+    keras.utils.set_random_seed(1)
+    mask = np.zeros((1, HAND_MODEL_SIDE, HAND_MODEL_SIDE, 1), np.float32)
+    if side == "left":
+        mask[:, :, : HAND_MODEL_SIDE // 2] = 1
+    else:
+        mask[:, :, HAND_MODEL_SIDE // 2 :] = 1
+    inputs = keras.Input((HAND_MODEL_SIDE, HAND_MODEL_SIDE, 1), name="input")
+    x = keras.layers.Lambda(lambda t: t * mask, name="visible_half")(inputs)
+    conv = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv1")
+    x = conv(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    dense = keras.layers.Dense(3, activation="softmax", name="predictions")
+    outputs = dense(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    conv.set_weights([rng.uniform(0.1, 1.0, (3, 3, 1, 2)), np.zeros(2)])
+    kernel = np.stack(
+        [rng.uniform(0.1, 1, 128), -rng.uniform(0.1, 1, 128), rng.normal(size=128)], axis=1
+    )
+    dense.set_weights([kernel, np.zeros(3)])
+    return model
+
+
+def evidence_model():
+    """1×1 convs set by hand: conv1 = x - 0.5 (linear), conv2 = relu(conv1); flattened.
+
+    Class 0 adds up conv2 with weight -1, class 1 with +1. For class 0, conv2's maps are
+    >= 0 and their mean gradient < 0, so its Grad-CAM is empty; conv1 is negative on the
+    dark pixels, where it then shows the (negative times negative) evidence.
+    """
+    import keras  # here: only tests of explanations need TensorFlow
+
+    inputs = keras.Input((HAND_MODEL_SIDE, HAND_MODEL_SIDE, 1))
+    conv1 = keras.layers.Conv2D(1, 1, name="conv1")
+    conv2 = keras.layers.Conv2D(1, 1, activation="relu", name="conv2")
+    dense = keras.layers.Dense(2, activation="softmax", name="predictions")
+    outputs = dense(keras.layers.Flatten()(conv2(conv1(inputs))))
+    model = keras.Model(inputs, outputs)
+    conv1.set_weights([np.ones((1, 1, 1, 1)), np.array([-0.5])])
+    conv2.set_weights([np.ones((1, 1, 1, 1)), np.zeros(1)])
+    ones = np.ones((HAND_MODEL_SIDE * HAND_MODEL_SIDE, 1))
+    dense.set_weights([np.hstack([-ones, ones]), np.zeros(2)])
+    return model

@@ -30,42 +30,12 @@ from cnn_core.explain.inspection import (
 )
 from cnn_core.explain.maximization import activation_maximization, maximize_activation
 from devtools.explain_inputs import seeded_digit, small_convnet
+from tests.factories import HAND_MODEL_SIDE
 
-SIDE = 8
+SIDE = HAND_MODEL_SIDE  # the images of the hand-weighted models
 
 
 # ------------------------------------------------------------------------------ models
-
-
-def half_model(side: str) -> keras.Model:
-    """A model that only sees one half of an 8×8 image, with weights set by hand.
-
-    The other half is multiplied by 0 before the only conv layer, whose two 3×3 filters
-    are positive; the class-0 logit adds up every activation with positive weights and
-    class 1 with negative ones. So class 0's evidence lies exactly where the conv layer
-    sees the visible half, and the hidden pixels cannot change any score.
-    """
-    keras.utils.set_random_seed(1)
-    mask = np.zeros((1, SIDE, SIDE, 1), np.float32)
-    if side == "left":
-        mask[:, :, : SIDE // 2] = 1
-    else:
-        mask[:, :, SIDE // 2 :] = 1
-    inputs = keras.Input((SIDE, SIDE, 1), name="input")
-    x = keras.layers.Lambda(lambda t: t * mask, name="visible_half")(inputs)
-    conv = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv1")
-    x = conv(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    dense = keras.layers.Dense(3, activation="softmax", name="predictions")
-    outputs = dense(x)
-    model = keras.Model(inputs, outputs)
-    rng = np.random.default_rng(0)
-    conv.set_weights([rng.uniform(0.1, 1.0, (3, 3, 1, 2)), np.zeros(2)])
-    kernel = np.stack(
-        [rng.uniform(0.1, 1, 128), -rng.uniform(0.1, 1, 128), rng.normal(size=128)], axis=1
-    )
-    dense.set_weights([kernel, np.zeros(3)])
-    return model
 
 
 def logits_function(model: keras.Model):
@@ -214,7 +184,7 @@ def test_bad_inputs_say_what_to_fix(convnet, digit):
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_saliency_and_grad_cam_find_the_half_that_decides(side, precision):
+def test_saliency_and_grad_cam_find_the_half_that_decides(side, precision, half_model):
     model = half_model(side)
     x = np.random.default_rng(2).uniform(0.2, 1.0, (SIDE, SIDE, 1)).astype(np.float32)
     seen = slice(0, SIDE // 2) if side == "left" else slice(SIDE // 2, SIDE)
@@ -229,7 +199,7 @@ def test_saliency_and_grad_cam_find_the_half_that_decides(side, precision):
     assert np.all(sal[:, hidden] == 0)
 
 
-def test_grad_cam_equals_the_formula(precision):
+def test_grad_cam_equals_the_formula(precision, half_model):
     """Grad-CAM of a conv layer at full resolution, recomputed from the Dense weights."""
     model = half_model("left")
     x = np.random.default_rng(3).uniform(size=(SIDE, SIDE, 1)).astype(np.float32)
@@ -245,27 +215,7 @@ def test_grad_cam_equals_the_formula(precision):
         np.testing.assert_allclose(grad_cam(model, x, c), expected, atol=1e-5)
 
 
-def evidence_model() -> keras.Model:
-    """1×1 convs set by hand: conv1 = x - 0.5 (linear), conv2 = relu(conv1); flattened.
-
-    Class 0 adds up conv2 with weight -1, class 1 with +1. For class 0, conv2's maps are
-    >= 0 and their mean gradient < 0, so its Grad-CAM is empty; conv1 is negative on the
-    dark pixels, where it then shows the (negative times negative) evidence.
-    """
-    inputs = keras.Input((SIDE, SIDE, 1))
-    conv1 = keras.layers.Conv2D(1, 1, name="conv1")
-    conv2 = keras.layers.Conv2D(1, 1, activation="relu", name="conv2")
-    dense = keras.layers.Dense(2, activation="softmax", name="predictions")
-    outputs = dense(keras.layers.Flatten()(conv2(conv1(inputs))))
-    model = keras.Model(inputs, outputs)
-    conv1.set_weights([np.ones((1, 1, 1, 1)), np.array([-0.5])])
-    conv2.set_weights([np.ones((1, 1, 1, 1)), np.zeros(1)])
-    ones = np.ones((SIDE * SIDE, 1))
-    dense.set_weights([np.hstack([-ones, ones]), np.zeros(2)])
-    return model
-
-
-def test_grad_cam_with_evidence_falls_back_to_an_earlier_layer(precision):
+def test_grad_cam_with_evidence_falls_back_to_an_earlier_layer(precision, evidence_model):
     model = evidence_model()
     x = np.zeros((SIDE, SIDE, 1), np.float32)
     x[:, SIDE // 2 :] = 1.0  # dark left half, bright right half
@@ -281,7 +231,7 @@ def test_grad_cam_with_evidence_falls_back_to_an_earlier_layer(precision):
     assert layer == "conv2" and cam.max() == 0
 
 
-def test_saliency_equals_finite_differences():
+def test_saliency_equals_finite_differences(half_model):
     # float32 only (no `precision`): finite differences of bfloat16 logits are rounding
     # noise at any step small enough for the model to stay linear.
     model = half_model("left")
