@@ -1,4 +1,18 @@
-"""Which pixels made the class: class scores, gradients, saliency, Grad-CAM and overlays."""
+"""Which pixels made the class: class scores, gradients, saliency, Grad-CAM and overlays.
+
+Class scores. Saliency and Grad-CAM differentiate the *pre-softmax* score of a class (its
+logit), not its probability: a probability also rises when the other classes fall, and
+it saturates near 1, where its gradient vanishes (Simonyan et al. 2014; Selvaraju et al.
+2017 also use the logit). When the last layer is a ``Dense`` (the zoo's "predictions"),
+the logit is recomputed from that layer's input and its own kernel and bias, so no copy
+of the model is made; when it is an ``Activation``/``Softmax`` layer, its input is the
+logit. Any other last layer is differentiated as it is (``score_kind`` says which).
+
+Typical use::
+
+    cam = grad_cam(model, x)                      # (28, 28) in [0, 1]
+    picture = overlay(x, cam)                     # (28, 28, 3) uint8
+"""
 
 from __future__ import annotations
 

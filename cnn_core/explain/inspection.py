@@ -1,15 +1,9 @@
-"""Look inside a trained CNN: filters, feature maps, saliency, Grad-CAM, activation maximisation.
+"""Look inside a trained CNN: its layers, its filters and the feature maps an image lights up.
 
 One technique per function, numpy in and numpy out, for functional Keras 3 models whose
 input is one float32 image in [0, 1] of shape (H, W, C) (a batch dimension is added here).
-
-Class scores. Saliency and Grad-CAM differentiate the *pre-softmax* score of a class (its
-logit), not its probability: a probability also rises when the other classes fall, and
-it saturates near 1, where its gradient vanishes (Simonyan et al. 2014; Selvaraju et al.
-2017 also use the logit). When the last layer is a ``Dense`` (the zoo's "predictions"),
-the logit is recomputed from that layer's input and its own kernel and bias, so no copy
-of the model is made; when it is an ``Activation``/``Softmax`` layer, its input is the
-logit. Any other last layer is differentiated as it is (``score_kind`` says which).
+Attribution (saliency, Grad-CAM) is in `attribution`, activation maximisation in
+`maximization`; both build on the layer lookup and the cached traced functions here.
 
 Speed. Each technique compiles one ``tf.function`` per model (and layer) on its first
 call, cached in a ``WeakKeyDictionary`` that forgets the model when it is dropped, so a
@@ -19,8 +13,7 @@ milliseconds per call.
 Typical use::
 
     maps = feature_maps(model, x)                 # {"conv1": (28, 28, 32), ...}
-    cam = grad_cam(model, x)                      # (28, 28) in [0, 1]
-    picture = overlay(x, cam)                     # (28, 28, 3) uint8
+    weights = filter_weights(model, "conv1")      # (3, 3, 1, 32)
 """
 
 from __future__ import annotations

@@ -7,13 +7,14 @@ learner exactly what the network receives:
   MNIST: crop to the ink, fit it into a 20×20 box keeping the aspect ratio, then place it
   in a 28×28 field so that the centre of mass of the ink sits at the centre;
 - uploads for digit models first separate the ink from the paper as a scanner would
-  (lighting and shadows divided out, an Otsu threshold above the paper's grain), and an
-  image without a digit (blank, a dot, a blob, a scribble) gets a typed `NoDigit`;
+  (lighting and shadows divided out, an Otsu threshold above the paper's grain: see
+  `cnn_core.explain.photos`), and an image without a digit (blank, a dot, a blob, a
+  scribble) gets a typed `NoDigit`;
 - other models get the whole image resized to their input size.
 
-Uploaded bytes are untrusted: `decode_image` caps the bytes and the pixels before any
-pixel is decoded and turns every failure into `ImageRejected`, whose message tells the
-user what went wrong and what to do.
+Uploaded bytes are untrusted: `cnn_core.data.decoding.decode_image` caps the bytes and
+the pixels before any pixel is decoded and turns every failure into `ImageRejected`, whose
+message tells the user what went wrong and what to do.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The model zoo: CNNs built by name, a layer-list builder, and summaries as data.
+"""The model zoo: the registry of CNNs built by name (`list_models`, `build_model`).
+
+The builders are in `architectures`, the learner's own layer list in `layer_lists`, tables
+and FLOPs in `summaries`.
 
 Every model is a functional Keras 3 model (``keras.Input`` -> layer calls -> ``keras.Model``)
 so that any layer's output can be tapped for feature maps and Grad-CAM. Layers carry short,
@@ -11,8 +14,8 @@ contains a Rescaling layer. Nothing here downloads weights: every model starts u
 Typical use::
 
     model = build_model("simple_convnet", (28, 28, 1), num_classes=10)
-    rows = validate_layers(DEFAULT_CUSTOM_LAYERS, (28, 28, 1), num_classes=10)
-    table = summarize(model).to_records()
+    custom = build_model("custom", (28, 28, 1), 10, layers=layer_lists.default_custom_layers())
+    table = summaries.summarize(model).to_records()
 """
 
 from __future__ import annotations
