@@ -34,7 +34,7 @@ def keep_keras_state_between_runs() -> bool:
     Streamlit's script runner calls `keras.backend.clear_session()` after each run, for
     scripts that build a model every time. This server builds none per run: its models are
     loaded once and shared read-only (st.cache_resource), and each predicts through a traced
-    function (cnn_core.inference). clear_session throws that function's kernels away, so
+    function (cnn_core.explain.inference). clear_session throws that function's kernels away, so
     every prediction after it paid ~40 ms of CPU to instantiate them again (1.4 ms warm),
     plus a full garbage collection that held the interpreter lock for every session
     (RELIABILITY.md: the classroom's p95 with 20 learners). Python's own collector still

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/batchnorm.py [--rounds 2] [--seconds 12]
 
-Each variant trains the presets' network (cnn_core.presets.VGG_BN_LAYERS: 4 convs and a
+Each variant trains the presets' network (cnn_core.runs.presets.VGG_BN_LAYERS: 4 convs and a
 dense layer, each followed by batch norm) on 4,096 random 28×28×1 images at the run
 defaults (batch 128, mixed bfloat16 where the CPU has it), in a fresh process, the
 variants alternating round by round. Prints wall-clock and CPU-time images/s and the ratio

@@ -2,7 +2,7 @@
 
 Measures the float32 (and bfloat16) matrix-multiply peak of TensorFlow on this machine,
 then the achieved training GFLOP/s of simple_convnet (forward and backward FLOPs counted
-by `cnn_core.models.training_flops`) under different settings, each in a fresh process
+by `cnn_core.models.summaries.training_flops`) under different settings, each in a fresh process
 because TensorFlow's thread pools are fixed at start:
 
   batch size      32 … 512, with the engine's own input pipeline (pipeline.make_dataset)

@@ -48,7 +48,7 @@ def _model(input_shape: tuple[int, int, int], key: str, body: Callable) -> keras
     return keras.Model(inputs, body(inputs), name=key)
 
 
-# --- Zoo builders: the networks of the source documents (cnn_core.sources) -----------------
+# --- Zoo builders: the networks of the source documents (cnn_core.models.sources) -----------------
 def _simple_convnet(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """The tutorial *Implementing Convolutional Neural Networks in TensorFlow and Keras*:
     three 3×3 convolutions of 32 filters, pooling after the 2nd and 3rd.

@@ -236,7 +236,7 @@ def _wait_for_turn(run_id: str) -> int | None:
             os.close(slot)  # stopped between the check and now
             return None
         if shown is None:
-            # The place in the queue is not written here: cnn_core.runboard works it out
+            # The place in the queue is not written here: cnn_core.runs.runboard works it out
             # for every reader from the same listing, so no message can go stale.
             shown = run_status.update_status(run_id, message="Waiting for a free training slot.")
         time.sleep(QUEUE_POLL_S)

@@ -24,7 +24,8 @@ def vgg_bn_layers(dropout: tuple[float, float, float]) -> tuple[dict, ...]:
     *Image Classification Using Convolutional Neural Network CNN*: two blocks of two
     3×3 convolutions (32, then 64 filters) with batch norm after each, a dense layer of
     128, and dropout at these three rates after each block and the dense layer. Batch norm
-    trains with the fused kernel (cnn_core.batchnorm), about 2× faster here than Keras' own."""
+    trains with the fused kernel (cnn_core.models.batchnorm), about 2× faster here than
+    Keras' own."""
     first, second, dense = dropout
     return (
         _conv(32), {"type": "batchnorm"}, _conv(32), {"type": "batchnorm"}, {"type": "maxpool"},

@@ -1,6 +1,6 @@
 """No internal shorthand reaches a learner: the source documents are named by their titles.
 
-"Seed 000" and friends are the team's names for the documents in ``cnn_core.sources``; a
+"Seed 000" and friends are the team's names for the documents in ``cnn_core.models.sources``; a
 teacher cannot decode them. This scans what every page renders (AppTest: every element's
 text, label, help and options), the string literals of the pages, and the text that
 cnn_core writes for learners (model descriptions, presets, the Learn page's filters).

@@ -1,4 +1,4 @@
-"""Tests for cnn_core.convolution: the report's worked example, Keras as the reference."""
+"""Tests for cnn_core.explain.convolution: the report's worked example, Keras as the reference."""
 
 from __future__ import annotations
 

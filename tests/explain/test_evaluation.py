@@ -1,4 +1,5 @@
-"""Tests for cnn_core.evaluation: every number against sklearn, and a hand-checked example."""
+"""Tests for cnn_core.explain.evaluation: every number against sklearn, and a hand-checked
+example."""
 
 from __future__ import annotations
 

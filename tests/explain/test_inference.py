@@ -1,4 +1,4 @@
-"""Tests for cnn_core.inference: the compiled forward pass must match model.predict."""
+"""Tests for cnn_core.explain.inference: the compiled forward pass must match model.predict."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests for cnn_core.inspection on tiny functional models built here, with known answers."""
+"""Tests for cnn_core.explain.inspection on tiny functional models built here, with known
+answers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests for cnn_core.plots: each builder returns a Figure that renders to a sensible PNG."""
+"""Tests for cnn_core.explain.plots: each builder returns a Figure that renders to a sensible
+PNG."""
 
 from __future__ import annotations
 

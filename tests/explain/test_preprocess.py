@@ -1,4 +1,4 @@
-"""Tests for cnn_core.preprocess against hand-made images whose answer is known."""
+"""Tests for cnn_core.explain.preprocess against hand-made images whose answer is known."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Tests for cnn_core.models: the zoo, the layer-list builder and the summaries.
 
 References: Keras itself (built shapes, ``count_params``, the printed ``model.summary()``)
-and the parameter counts the source documents publish (cnn_core.sources). Run alone with
+and the parameter counts the source documents publish (cnn_core.models.sources). Run alone with
 ``python -m pytest tests/models/test_models.py``; ``benchmarks/zoo_train_step.py`` prints
 the parameter counts and a rough seconds-per-epoch estimate per zoo model.
 """
