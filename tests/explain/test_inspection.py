@@ -1,5 +1,5 @@
-"""Tests for cnn_core.explain.inspection on tiny functional models built here, with known
-answers."""
+"""Tests for cnn_core.explain.inspection, attribution and maximization on tiny functional models
+with known answers (the hand-weighted ones come from tests/factories.py)."""
 
 from __future__ import annotations
 
