@@ -13,6 +13,7 @@ from cnn_core.data.dataset import USER_PREFIX, Dataset, DatasetError, DatasetUna
 from cnn_core.data.datasets import dataset_title
 from cnn_core.data.owndata import KEEP_BOTH, NEW, REPLACE
 from cnn_core.data.userdata import user_slug
+from cnn_core.runs import store
 
 
 def runs_using(name: str, fingerprint: str | None = None) -> list:
@@ -23,8 +24,6 @@ def runs_using(name: str, fingerprint: str | None = None) -> list:
         fingerprint: only runs on this version; None: on any version. Runs made before
             runs recorded a version count as using every version, to be safe.
     """
-    from cnn_core.runs import store  # lazy: runs needs this module, not the other way round
-
     key = USER_PREFIX + user_slug(name)
     return [
         r
@@ -148,8 +147,11 @@ def delete_user_dataset(name: str) -> list:
         The runs (store.RunInfo) that trained on it: their evaluation now says the images
         are gone.
     """
-    users = runs_using(name)
-    userdata.delete_user_dataset(
-        name, active_users_of=lambda key: [run_label(r) for r in runs_using(key) if r.status.active]
-    )
+    users: list = []
+
+    def active_users_of(key: str) -> list[str]:  # asked once, under the data room's lock
+        users.extend(runs_using(key))
+        return [run_label(r) for r in users if r.status.active]
+
+    userdata.delete_user_dataset(name, active_users_of=active_users_of)
     return users
