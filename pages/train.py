@@ -7,7 +7,7 @@ import streamlit as st
 
 from cnn_core import settings
 from cnn_core.data import datasets
-from cnn_core.data.dataset import Dataset  # fmt: skip
+from cnn_core.data.dataset import Dataset
 from cnn_core.explain import plots
 from cnn_core.models import input_limits, layer_lists, summaries, zoo
 from cnn_core.runs import (

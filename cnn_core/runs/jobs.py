@@ -116,10 +116,9 @@ def _complete_config(
     Raises:
         run_config.ConfigError: the config is invalid, or its dataset is gone or damaged.
     """
+    # lazy: numpy and sklearn, which validate_config loads anyway
     from cnn_core.data import versions
-    from cnn_core.data.dataset import (
-        DatasetError,  # lazy: numpy and sklearn, and validate_config loads it
-    )
+    from cnn_core.data.dataset import DatasetError
 
     cfg = run_config.validate_config(cfg, train_size=train_size, input_shape=input_shape)
     # The exact images it trains on, so Evaluate and Predict use those or say they are gone.
