@@ -56,13 +56,10 @@ def _epoch_line(rec: dict) -> str:
 def follow(run_id: str, out: TextIO | None = None) -> int:
     """Prints a run's epoch lines until it ends; returns 0 when it finished or stopped."""
     out = out or sys.stdout
-    reader, rewrites = metrics_log.MetricsReader(run_id), None
+    reader = metrics_log.MetricsReader(run_id)
     while True:
         status = run_status.read_status(run_id)
-        if status.history_rewrites != rewrites:  # a resume rewrote the log: read it all again
-            reader.reset()
-            rewrites = status.history_rewrites
-        for rec in metrics_log.epoch_records(reader.read_new()):
+        for rec in metrics_log.epoch_records(reader.read_new(status.history_rewrites)):
             print(_epoch_line(rec), file=out, flush=True)
         if not status.active:
             break

@@ -26,15 +26,11 @@ class LiveHistory:
         self.run_id = run_id
         self.records: list[dict] = []
         self.reader = metrics_log.MetricsReader(run_id)
-        self.rewrites = 0
 
     def refresh(self, status: run_status.RunStatus) -> list[dict]:
         """Read new records; returns all records so far."""
-        if status.history_rewrites != self.rewrites:
-            self.records, self.rewrites = [], status.history_rewrites
-            self.reader.reset()
-        new = self.reader.read_new()
-        if self.reader.restarted:  # the file shrank, so the reader read it again from the top
+        new = self.reader.read_new(status.history_rewrites)
+        if self.reader.restarted:  # a resume rewrote the log: the reader began at the top
             self.records = []
         self.records.extend(new)
         return self.records

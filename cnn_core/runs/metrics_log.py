@@ -69,8 +69,8 @@ class MetricsReader:
 
     Each `read_new` returns the records appended since the last call, each once and whole: a
     last line still being written is kept (``partial``) until its end arrives. When the file
-    shrank (a resume rewrote it) the reader starts again from the top and says so in
-    ``restarted``; a caller that sees ``RunStatus.history_rewrites`` change calls `reset`.
+    shrank, or the ``RunStatus.history_rewrites`` passed in changed (a resume rewrote it),
+    the reader starts again from the top and says so in ``restarted``.
     """
 
     def __init__(self, run_id: str) -> None:
@@ -78,15 +78,26 @@ class MetricsReader:
         self.offset = 0  # bytes read so far, the partial last line included
         self.partial = b""  # the start of a line whose end is not written yet
         self.restarted = False  # the last read_new began again at the top of the file
+        self.history_rewrites: int | None = None  # the run's count at the last read_new
 
     def reset(self) -> None:
         """Reads from the top again at the next call."""
         self.offset, self.partial = 0, b""
 
-    def read_new(self) -> list[dict[str, Any]]:
-        """The complete records appended since the last call, in order."""
+    def read_new(self, history_rewrites: int | None = None) -> list[dict[str, Any]]:
+        """The complete records appended since the last call, in order.
+
+        Args:
+            history_rewrites: the run's ``RunStatus.history_rewrites`` now; when it changed
+                since the last call, the log was rewritten and is read again from the top.
+        """
         path = run_folder._existing(self.run_id).metrics
         self.restarted = False
+        if history_rewrites is not None:
+            if self.history_rewrites is not None and history_rewrites != self.history_rewrites:
+                self.reset()
+                self.restarted = True
+            self.history_rewrites = history_rewrites
         try:
             with open(path, "rb") as f:
                 if self.offset > os.fstat(f.fileno()).st_size:
