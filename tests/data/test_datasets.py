@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cnn_core import settings
-from cnn_core.data import datasets, readers
+from cnn_core.data import cifar_images, datasets, readers
 from cnn_core.data.dataset import Dataset, DatasetError, DatasetUnavailable
 
 MNIST_SUBSET_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
@@ -243,9 +243,11 @@ def test_debian_fashion_mnist_is_the_full_60000_10000(monkeypatch):
 # ---------------------------------------------------------------- CIFAR-10
 
 
-def test_cifar10_is_unavailable_offline_and_names_the_exact_file(isolated_home):
-    (status_dir, status_keras) = datasets.dataset_status("cifar10")
+def test_cifar10_without_its_embedded_copy_names_the_exact_file(isolated_home, monkeypatch):
+    monkeypatch.setattr(cifar_images, "CIFAR10_JPEG_ASSET", isolated_home / "gone.npz")
+    status_dir, status_keras, status_folder, status_embedded = datasets.dataset_status("cifar10")
     assert not status_dir.available and "cifar-10-python.tar.gz" in status_dir.detail
+    assert not status_embedded.available and "git checkout assets/" in status_embedded.detail
     with pytest.raises(DatasetUnavailable, match="cifar-10-python.tar.gz"):
         datasets.load_dataset("cifar10")
 
