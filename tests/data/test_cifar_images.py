@@ -101,8 +101,8 @@ def test_the_embedded_split_is_stratified_reproducible_and_disjoint(tmp_path):
         np.asarray(Image.open(io.BytesIO(f)).convert("RGB")).tobytes(): int(label)
         for f, label in zip(files, labels, strict=True)
     }
-    seen = [(x.tobytes(), int(y)) for x, y in zip(np.concatenate([x_train, x_test]),
-                                                  np.concatenate([y_train, y_test]), strict=True)]  # fmt: skip
+    x_all, y_all = np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])
+    seen = [(x.tobytes(), int(y)) for x, y in zip(x_all, y_all, strict=True)]
     assert sorted(seen) == sorted(reference.items())
 
 
