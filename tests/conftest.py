@@ -42,6 +42,15 @@ def lab_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def no_embedded_cifar10(tmp_path, monkeypatch):
+    """CIFAR-10 as on a machine without the lab's embedded copy: with no archive or folder
+    placed either, it is not available (the state a download or a copy fixes)."""
+    from cnn_core.data import cifar_images
+
+    monkeypatch.setattr(cifar_images, "CIFAR10_JPEG_ASSET", tmp_path / "no-embedded-cifar10.npz")
+
+
+@pytest.fixture
 def tiny(lab_home):
     """The learnable tiny dataset ("user:tiny": 96 + 48 images, 12×12, 3 classes), saved."""
     from tests.factories import save_tiny_dataset

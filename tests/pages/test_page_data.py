@@ -34,14 +34,16 @@ def test_mnist_page_shows_provenance_stats_samples_and_balance(isolated):
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "cifar10"])
-def test_unavailable_dataset_says_how_to_get_it_without_crashing(isolated, name):
+def test_unavailable_dataset_says_how_to_get_it_without_crashing(
+    isolated, no_embedded_cifar10, name
+):
     at = open_page("data", name)
     assert not at.exception
     assert "not available on this machine" in at.warning[0].value
     assert not at.metric
 
 
-def test_download_offline_fails_fast_with_a_message(isolated, monkeypatch):
+def test_download_offline_fails_fast_with_a_message(isolated, no_embedded_cifar10, monkeypatch):
     at = open_page("data", "cifar10")
     monkeypatch.setattr(readers, "CIFAR10_ORIGIN", "http://127.0.0.1:9/cifar-10-python.tar.gz")
     at.button(key="download").click().run()

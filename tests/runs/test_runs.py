@@ -120,7 +120,7 @@ def test_validate_surfaces_the_layer_list_problem(tiny):
     assert str(info.value) == str(direct.value)
 
 
-def test_validate_reports_an_unavailable_dataset(tiny):
+def test_validate_reports_an_unavailable_dataset(tiny, no_embedded_cifar10):
     with pytest.raises(run_config.ConfigError, match="not available.*cifar-10-python.tar.gz"):
         run_config.validate_config(run_config.RunConfig(dataset="cifar10", model="allcnn"))
 
