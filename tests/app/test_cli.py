@@ -28,6 +28,9 @@ def test_datasets_lists_sources_and_availability(tiny):
     out = result.stdout
     assert "mnist: MNIST" in out and "[ready  ] embedded" in out
     assert "cifar10: CIFAR-10" in out and "[missing] data-dir" in out
+    # With nothing downloaded (the test's own empty KERAS_HOME), CIFAR-10 is ready from
+    # the embedded copy.
+    assert "[ready  ] embedded: embedded copy" in out.split("cifar10: CIFAR-10")[1]
     assert "user:tiny" in out
 
 
