@@ -183,3 +183,13 @@ def test_delete_says_which_runs_used_it(isolated):
     assert run_id in at.success[0].value and "user:" not in at.success[0].value
     assert userdata.list_user_datasets() == []
     assert at.session_state["dataset"] == "mnist"  # the sidebar falls back to a dataset that exists
+
+
+def test_embedded_cifar10_page_says_it_is_a_lossy_copy(isolated):
+    at = open_page("data", "cifar10")
+    assert not at.exception
+    assert "CIFAR-10 (embedded lossy JPEG copy)" in at.info[0].value
+    assert "slightly lossy" in at.info[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Training images"] == "40,000" and metrics["Test images"] == "10,000"
+    assert metrics["Image size"] == "32×32"
