@@ -1,6 +1,7 @@
 """The command line: ``python -m cnn_core COMMAND``, the same code paths as the app.
 
     python -m cnn_core train --dataset mnist --model simple_convnet --epochs 3 --wait
+    python -m cnn_core train --preset mnist-99 --wait
     python -m cnn_core runs
     python -m cnn_core show RUN_ID
     python -m cnn_core stop RUN_ID
@@ -84,15 +85,25 @@ def _layers(text: str | None) -> list | None:
         raise CliError(f"--layers must be a JSON list or @file.json ({exc}).") from exc
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _base_configs(args: argparse.Namespace) -> list[run_config.RunConfig]:
+    """The configs the options change: a preset's, a --config file's, or the defaults."""
+    if args.preset:
+        from cnn_core.runs import presets
+
+        try:
+            return list(presets.get_preset(args.preset).configs)
+        except KeyError as exc:
+            raise CliError(exc.args[0]) from exc
     if args.config:
         try:
             with open(args.config) as f:
-                base = run_config.RunConfig.from_dict(json.load(f))
+                return [run_config.RunConfig.from_dict(json.load(f))]
         except (OSError, ValueError) as exc:
             raise CliError(f"Cannot read {args.config}: {exc}") from exc
-    else:
-        base = run_config.RunConfig()
+    return [run_config.RunConfig()]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     options = {
         "name": args.name, "dataset": args.dataset, "dataset_source": args.source,
         "model": args.model, "layers": _layers(args.layers), "optimizer": args.optimizer,
@@ -105,10 +116,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         "mixed_precision": PRECISIONS[args.precision],
     }  # fmt: skip
     changes = {k: v for k, v in options.items() if v is not None}
-    cfg = run_config.RunConfig.from_dict({**base.to_dict(), **changes})
-    (run_id,) = jobs.start_runs([cfg])
-    print(run_id, flush=True)
-    return follow(run_id) if args.wait else EXIT_OK
+    if "dataset" in changes and "dataset_source" not in changes:
+        changes["dataset_source"] = None  # a preset's source belongs to its own dataset
+    configs = [
+        run_config.RunConfig.from_dict({**base.to_dict(), **changes})
+        for base in _base_configs(args)
+    ]
+    run_ids = jobs.start_runs(configs)  # as the Train page starts a preset: all or none
+    for run_id in run_ids:
+        print(run_id, flush=True)
+    if not args.wait:
+        return EXIT_OK
+    codes = [follow(run_id) for run_id in run_ids]  # they queue in this order
+    return max(codes)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -222,6 +242,7 @@ def _model_record(m) -> dict:
         "input_shape": list(m.input_shape),
         "test_accuracy": m.test_accuracy,
         "shipped": m.shipped,
+        "description": m.description,
     }
 
 
@@ -276,15 +297,30 @@ def _folder_images(folder: str, model) -> tuple:
     x, labels, names, report = owndata.read_image_folder(
         root, image_size=height, grayscale=channels == 1
     )
-    classes = ", ".join(model.class_names)
-    unknown = [n for n in names if n not in model.class_names]
+    by_folder = _class_folders(model.class_names)
+    unknown = [n for n in names if n not in by_folder]
     if unknown:
+        classes = ", ".join(_folder_name(c) for c in model.class_names)
         raise CliError(
             f"{folder}: the folder {unknown[0]!r} is not a class of {model.key}; "
             f"name each folder after one of its classes: {classes}."
         )
-    to_model = np.asarray([model.class_names.index(n) for n in names], dtype=np.int64)
+    to_model = np.asarray([by_folder[n] for n in names], dtype=np.int64)
     return x, to_model[labels], report
+
+
+def _folder_name(class_name: str) -> str:
+    """The folder a class's images go in: a folder name cannot hold "/" (T-shirt/top)."""
+    return class_name.replace("/", "_")
+
+
+def _class_folders(class_names) -> dict[str, int]:
+    """Each folder name that means a class (its own name, or with "/" as "_" or "-")."""
+    found = {}
+    for i, name in enumerate(class_names):
+        for alias in (name, _folder_name(name), name.replace("/", "-")):
+            found.setdefault(alias, i)
+    return found
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -357,7 +393,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="start a training run (queued behind running ones)")
-    p.add_argument("--config", help="a JSON file of RunConfig fields; options override it")
+    base = p.add_mutually_exclusive_group()
+    base.add_argument("--config", help="a JSON file of RunConfig fields; options override it")
+    base.add_argument("--preset", metavar="KEY",
+                      help="a Train page recipe, e.g. mnist-99 or fashion-best; options "
+                      "override each of its runs")  # fmt: skip
     p.add_argument("--dataset", help="e.g. mnist, fashion_mnist, cifar10, user:NAME")
     p.add_argument("--source", help="force a dataset source, e.g. embedded")
     p.add_argument("--model", help="e.g. simple_convnet, lenet5, resnet, custom")
