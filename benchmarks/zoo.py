@@ -9,6 +9,13 @@ threads, the engine's input pipeline), for about --seconds after the first pass 
 traced the graph; the epoch time is extrapolated from that rate. Speed does not depend on
 what the images show. Saved to assets/benchmarks.json ("seconds_per_epoch"), where the
 Train page reads its estimate, unless --no-save.
+
+The same run times cnn_core.runs.calibration's small calibration step, before the first
+model and after the last (their mean is the reference; the two say how steady the host
+was), in float32 and, where the CPU has bfloat16, in mixed bfloat16. Each figure keeps
+the reference step of its own precision ("calibration_step_s"), and "calibration" holds
+the reference with the machine: a machine that times the step twice as slow is taken to
+train the zoo twice as slow.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, measure_training  # noqa: E402
 
 from cnn_core.models import layer_lists, summaries, zoo  # noqa: E402
-from cnn_core.runs import pipeline, presets, run_config, training  # noqa: E402
+from cnn_core.runs import calibration, pipeline, presets, run_config, training  # noqa: E402
 
 SHAPES = (((28, 28, 1), 60_000), ((32, 32, 3), 50_000))
 SAMPLE_IMAGES = 2048  # one pass over these traces the graph, then they repeat
@@ -49,12 +56,33 @@ def measure(key: str, shape: tuple[int, int, int], seconds: float) -> dict:
             "mixed_precision": cfg.mixed_precision}  # fmt: skip
 
 
-def save(results: dict[str, dict[str, dict]]) -> None:
+def measure_reference() -> dict[str, float]:
+    """Seconds of one calibration step in this process, by precision."""
+    return {p: calibration.measure_step(p) for p in calibration.precisions_to_measure()}
+
+
+def reference_record(before: dict[str, float], after: dict[str, float]) -> dict[str, dict]:
+    """The "calibration" key: per precision, the mean of the two timings, both timings,
+    and the machine they were measured on."""
+    key, date = calibration.machine_key(), time.strftime("%Y-%m-%d")
+    return {p: {"seconds_per_step": round((before[p] + after[p]) / 2, 5),
+                "before_after": [round(before[p], 5), round(after[p], 5)],
+                "batch_size": calibration.BATCH, "shape": list(calibration.SHAPE),
+                "machine": key, "machine_words": machine(), "measured": date,
+                "by": "benchmarks/zoo.py"} for p in before}  # fmt: skip
+
+
+def precision_of(m: dict) -> str:
+    return calibration.BFLOAT16 if m["mixed_precision"] else calibration.FLOAT32
+
+
+def save(results: dict[str, dict[str, dict]], reference: dict[str, dict]) -> None:
     path = presets.MEASUREMENTS
     data = json.loads(path.read_text()) if path.exists() else {}
     table = data.setdefault("seconds_per_epoch", {})
     for key, by_shape in results.items():
         table.setdefault(key, {}).update(by_shape)
+    data["calibration"] = reference
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
@@ -73,6 +101,7 @@ def main() -> None:
           "s/epoch 50,000×32×32×3 | GFLOP/s 28×28×1 | "
           "CPU-time s/epoch 28×28×1 / 32×32×3 |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
+    before = measure_reference()
     results: dict[str, dict[str, dict]] = {}
     for key in keys:
         cells = {}
@@ -84,6 +113,7 @@ def main() -> None:
                 "images": images,
                 "batch_size": m["batch_size"],
                 "mixed_precision": m["mixed_precision"],
+                "calibration_precision": precision_of(m),
                 "gflops": round(m["images_per_s"] * m["flops"] / 1e9, 1),
                 "measured": time.strftime("%Y-%m-%d"),
                 "by": "benchmarks/zoo.py",
@@ -96,8 +126,18 @@ def main() -> None:
               f"{mnist['seconds']:.0f} | {cifar['seconds']:.0f} | {mnist['gflops']:.0f} | "
               f"{mnist['cpu_seconds']:.0f} / {cifar['cpu_seconds']:.0f} |",
               flush=True)  # fmt: skip
+    after = measure_reference()
+    reference = reference_record(before, after)
+    for precision, ref in reference.items():
+        print(f"calibration step, {precision}: {ref['seconds_per_step'] * 1000:.1f} ms "
+              f"(before the models {before[precision] * 1000:.1f}, after "
+              f"{after[precision] * 1000:.1f})")  # fmt: skip
+    for cells in results.values():
+        for cell in cells.values():
+            ref = reference[cell.pop("calibration_precision")]
+            cell["calibration_step_s"] = ref["seconds_per_step"]
     if not args.no_save:
-        save(results)
+        save(results, reference)
 
 
 if __name__ == "__main__":

@@ -185,15 +185,23 @@ def presets_for(dataset: str) -> list[Preset]:
     return [p for p in PRESETS if p.configs[0].dataset == dataset]
 
 
-def seconds_per_epoch(model: str, input_shape: tuple[int, int, int], images: int) -> float | None:
-    """Measured seconds for one epoch of a zoo model over `images` images of that shape on
-    this kind of machine, scaled from the benchmark's own image count; None when the
-    model was not measured for that shape."""
+def measured_entry(model: str, input_shape: tuple[int, int, int]) -> dict | None:
+    """benchmarks/zoo.py's record of one zoo model at one input shape (seconds, images,
+    mixed_precision, calibration_step_s, ...), or None when it was not measured."""
     try:
         table = json.loads(MEASUREMENTS.read_text())["seconds_per_epoch"]
-    except (OSError, ValueError, KeyError):
+        entry = table.get(model, {}).get("x".join(str(v) for v in input_shape))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    entry = table.get(model, {}).get("x".join(str(v) for v in input_shape))
+    return entry if isinstance(entry, dict) and entry else None
+
+
+def seconds_per_epoch(model: str, input_shape: tuple[int, int, int], images: int) -> float | None:
+    """Measured seconds for one epoch of a zoo model over `images` images of that shape on
+    the benchmark machine, scaled from the benchmark's own image count; None when the
+    model was not measured for that shape. cnn_core.runs.estimates turns it into seconds
+    on this machine."""
+    entry = measured_entry(model, input_shape)
     if not entry:
         return None
     return entry["seconds"] * images / entry["images"]
@@ -201,12 +209,7 @@ def seconds_per_epoch(model: str, input_shape: tuple[int, int, int], images: int
 
 def measured_with_bfloat16(model: str, input_shape: tuple[int, int, int]) -> bool:
     """Whether the benchmark figure behind seconds_per_epoch was trained in bfloat16."""
-    try:
-        table = json.loads(MEASUREMENTS.read_text())["seconds_per_epoch"]
-    except (OSError, ValueError, KeyError):
-        return False
-    entry = table.get(model, {}).get("x".join(str(v) for v in input_shape)) or {}
-    return bool(entry.get("mixed_precision"))
+    return bool((measured_entry(model, input_shape) or {}).get("mixed_precision"))
 
 
 def measured(key: str) -> list[dict] | None:
