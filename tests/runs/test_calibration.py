@@ -119,6 +119,26 @@ def test_the_page_starts_the_calibration_and_says_so(
     assert "uncalibrated" in est.text() and "being measured now" in est.text()
 
 
+def test_uncalibrated_bfloat16_here_takes_a_float32_figure_as_faster(
+    tmp_path, monkeypatch, lab_home, cpu_with_bfloat16
+):
+    write_table(tmp_path, monkeypatch, calibration_step_s=0.05)
+    est = estimates.epoch_estimate("lenet5", "mnist", (28, 28, 1), 6000, calibrate=False)
+    assert est.low_s == pytest.approx(2.0 / estimates.BFLOAT16_SPEEDUP)
+    assert "bfloat16 on this CPU, uncalibrated: measured in float32" in est.text()
+
+
+def test_no_calibration_starts_beside_a_training_run(
+    tmp_path, monkeypatch, lab_home, cpu_without_bfloat16
+):
+    write_table(tmp_path, monkeypatch, calibration_step_s=0.05)
+    started = []
+    monkeypatch.setattr(calibration, "start_calibration", lambda: started.append(1) or True)
+    monkeypatch.setattr(estimates, "a_run_is_training", lambda: True)
+    est = estimates.epoch_estimate("lenet5", "mnist", (28, 28, 1), 6000)
+    assert started == [] and "once no run is training" in est.text()
+
+
 # ---------------------------------------------------------------- the cache
 
 
