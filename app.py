@@ -1,30 +1,12 @@
 """CNN Lab: the entry point. Navigation over the pages and the shared sidebar; nothing else."""
 
-import gc
 import sys
 
 import streamlit as st
 
-from pages._shared import dataset_sidebar
+from pages._shared import dataset_sidebar, import_tensorflow_in_background, wait_for_tensorflow
 
 st.set_page_config(page_title="CNN Lab", page_icon=":material/neurology:", layout="wide")
-
-
-@st.cache_resource(show_spinner=False)
-def freeze_startup_objects() -> bool:
-    """Takes the objects TensorFlow and Keras create at import out of garbage collection.
-
-    A full collection walks every object of the process while holding the interpreter lock
-    that all sessions share; TensorFlow's import leaves hundreds of thousands of them.
-    gc.freeze moves them, once per server, to a generation that collections skip
-    (RELIABILITY.md: with 20 learners it took a Predict click from 468 to 192 ms of server
-    CPU when Streamlit still collected twice after every run).
-    """
-    import tensorflow  # noqa: F401
-
-    gc.collect()
-    gc.freeze()
-    return True
 
 
 @st.cache_resource(show_spinner=False)
@@ -54,9 +36,11 @@ def keep_keras_state_between_runs() -> bool:
     return True
 
 
-freeze_startup_objects()
 keep_keras_state_between_runs()
 
+# The pages whose scripts import TensorFlow: they wait for its background import with a
+# spinner. Home, Data and Learn render without it (tests/app/test_first_page.py).
+NEEDS_TENSORFLOW = {"train", "predict", "inspect", "evaluate"}
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
@@ -69,4 +53,9 @@ PAGES = [
 
 page = st.navigation(PAGES)
 dataset_sidebar()
+if page.url_path in NEEDS_TENSORFLOW:
+    wait_for_tensorflow()
 page.run()
+# Only now, once a page has been drawn: TensorFlow's import holds the interpreter lock for
+# seconds at a time, which would hold up a first page drawn alongside it (BENCHMARKS.md).
+import_tensorflow_in_background()

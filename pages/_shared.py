@@ -1,5 +1,6 @@
 """Widgets and cached loaders shared by the pages. UI only: the logic lives in cnn_core."""
 
+import gc
 import threading
 
 import numpy as np
@@ -21,6 +22,58 @@ from pages._session import (
 # This script run's sidebar line naming the chosen model. Each session's script runs in its
 # own thread, so a page further down the same run fills the line its sidebar drew.
 _this_run = threading.local()
+
+TENSORFLOW_SPINNER = "Loading TensorFlow (first start only)…"
+_tensorflow_ready = threading.Event()  # set once the background import has ended
+_tensorflow_thread: threading.Thread | None = None
+_tensorflow_start = threading.Lock()
+
+
+def _import_tensorflow() -> None:
+    """Imports TensorFlow and Keras, then takes what they created out of garbage collection.
+
+    A full collection walks every object of the process while holding the interpreter lock
+    that all sessions share; TensorFlow's import leaves hundreds of thousands of them.
+    gc.freeze moves them, once per server, to a generation that collections skip
+    (RELIABILITY.md: with 20 learners it took a Predict click from 468 to 192 ms of server
+    CPU when Streamlit still collected twice after every run).
+    """
+    try:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+        gc.collect()
+        gc.freeze()
+    finally:  # a failed import is raised again where a page imports it, with its message
+        _tensorflow_ready.set()
+
+
+def import_tensorflow_in_background() -> None:
+    """Starts importing TensorFlow in a thread of its own, once per process (app.py once a
+    page has been drawn, scripts/serve.py at the latest a few seconds after the start).
+
+    Its import takes most of a server's start (8-13 s on two cores); the pages that need no
+    model render meanwhile, and those that do wait in `wait_for_tensorflow`.
+    """
+    global _tensorflow_thread
+    with _tensorflow_start:
+        if _tensorflow_thread is None:
+            _tensorflow_thread = threading.Thread(
+                target=_import_tensorflow, name="import-tensorflow", daemon=True
+            )
+            _tensorflow_thread.start()
+
+
+def wait_for_tensorflow() -> None:
+    """Returns once TensorFlow is imported, with a spinner while the background import runs.
+
+    A page that needs TensorFlow calls it before importing anything that imports it, so
+    that no page waits without a word, and no two threads import TensorFlow at once.
+    """
+    import_tensorflow_in_background()  # where no one started it: AppTest, `streamlit run`
+    if not _tensorflow_ready.is_set():
+        with st.spinner(TENSORFLOW_SPINNER):
+            _tensorflow_ready.wait()
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)

@@ -7,23 +7,44 @@ reconnecting after a restart) would get the legacy menu and run a page without a
 lab's pages live in ``pages/`` and are routed by app.py's st.navigation, so the legacy mode
 is switched off here, before any session starts.
 
+TensorFlow's import takes most of a start (8-13 s on two cores), so the server imports it
+in a thread of its own: once the first page has been drawn (app.py), or IMPORT_AT_LATEST_S
+after the start if no one has opened the lab by then. Home, Data and Learn render without
+it; a page that needs it shows a spinner until it is done (pages/_shared.py). It does not
+begin at once because it holds the interpreter lock for up to seconds at a time, which
+would hold up the first page too.
+
 Usage: ``python scripts/serve.py [streamlit run options]`` (./run.sh does this).
 """
 
 import sys
+import threading
 from pathlib import Path
 
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.web import cli
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
+REPO = Path(__file__).resolve().parent.parent
+APP = REPO / "app.py"
+IMPORT_AT_LATEST_S = 10.0  # the server answers within 1-3 s; a first page follows in 1-2
 
 
-def main(argv: list[str]) -> None:
+def serve(app: Path, argv: list[str]) -> None:
+    """Runs `streamlit run app` routed by st.navigation only (benchmarks start a bare app so)."""
     # Streamlit reads this before each script run (script_runner) and sets it only while it
     # is None; st.navigation sets it to False in the same way.
     PagesManager.uses_pages_directory = False
-    cli.main(args=["run", str(APP), *argv], prog_name="streamlit")  # exits with its status
+    cli.main(args=["run", str(app), *argv], prog_name="streamlit")  # exits with its status
+
+
+def main(argv: list[str]) -> None:
+    sys.path.insert(0, str(REPO))  # Streamlit adds it too, but only once it runs app.py
+    from pages._shared import import_tensorflow_in_background
+
+    later = threading.Timer(IMPORT_AT_LATEST_S, import_tensorflow_in_background)
+    later.daemon = True  # a server stopped before then does not wait for it
+    later.start()
+    serve(APP, argv)
 
 
 if __name__ == "__main__":
