@@ -1,24 +1,30 @@
 """App start, page switches and memory, seen from a real browser.
 
-    .venv/bin/python benchmarks/app_timing.py [--rounds 3]
+    .venv/bin/python benchmarks/app_timing.py [--starts 3] [--rounds 3] [--no-worker]
 
-1. Starts `streamlit run app.py` (an empty lab home, the embedded MNIST) and times it to
-   the health check answering and to the Home page rendered in Debian's Chromium.
-2. Clicks through every page in the sidebar, --rounds times, timing each click until the
-   page's title is shown and Streamlit has finished running the script (its status
-   widget gone). The first visit of a page loads its models and data; later visits
-   reuse Streamlit's caches, so both are reported.
+1. The first page: starts the lab (scripts/serve.py, an empty lab home, the embedded MNIST)
+   and a bare one-line Streamlit app started the same way (scripts/serve.py's `serve`),
+   alternating, --starts times each, and times each from the process' start to the health
+   check answering and to its first page rendered in Debian's Chromium (title shown,
+   Streamlit's status widget gone). Prints the medians and lab / bare as a ratio.
+2. Page switches: on a fresh lab server, opens Home and clicks Train at once (the first
+   page that needs TensorFlow, which the server imports in the background: does it say it
+   is loading?), then clicks through every page in the sidebar, --rounds times, timing each
+   click the same way. A first visit loads its models and data; later visits reuse
+   Streamlit's caches, so both are reported.
 3. Peak resident memory (the kernel's high-water mark, VmHWM) of the app server once
    every page, the shipped model and a confusion matrix on the held-out images have been
-   loaded; and of a training worker during one epoch of Fashion-MNIST (60,000 images,
-   when Debian's dataset-fashion-mnist is installed; else the embedded MNIST).
+   loaded; and (unless --no-worker) of a training worker during one epoch of Fashion-MNIST
+   (60,000 images, when Debian's dataset-fashion-mnist is installed; else the embedded MNIST).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,12 +36,25 @@ from common import REPO, machine  # noqa: E402
 sys.path.insert(0, str(REPO))
 from cnn_core.data import datasets  # noqa: E402
 from cnn_core.runs import jobs, presets  # noqa: E402
-from cnn_core.runs import status as run_status
-from devtools.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
+from cnn_core.runs import status as run_status  # noqa: E402
+from devtools.browser import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SERVER_START_TIMEOUT_S,
+    AppServer,
+    free_port,
+    stop_server,
+    wait_for_health,
+)
 
 PAGES = (("Data", "Data:"), ("Train", "Train"), ("Predict", "Predict"),
          ("Inspect", "Inspect"), ("Evaluate", "Evaluate"),
          ("Learn", "Learn: how a convolution"), ("Home", "CNN Lab"))  # fmt: skip
+LAB_TITLE, BARE_TITLE = "CNN Lab", "A bare app"
+BARE_APP = f'import streamlit as st; st.title("{BARE_TITLE}")\n'
+# scripts/serve.py's start without the lab: Streamlit routed the same way, nothing imported.
+SERVE_BARE = "import sys; sys.path.insert(0, 'scripts'); import serve; serve.serve(sys.argv[1], sys.argv[2:])"  # noqa: E501
+TENSORFLOW_SPINNER = "Loading TensorFlow (first start only)"
 TIMEOUT_MS = 120_000
 
 
@@ -50,12 +69,87 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def launch(home: Path, bare_app: Path | None = None) -> AppServer:
+    """Starts the lab (or, given `bare_app`, that script) as scripts/serve.py does; returns
+    once its health check answers."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    options = ["--server.port", str(port), "--server.address", "127.0.0.1",
+               "--server.headless", "true"]  # fmt: skip
+    if bare_app is None:
+        cmd = [sys.executable, "scripts/serve.py", *options]
+    else:
+        cmd = [sys.executable, "-c", SERVE_BARE, str(bare_app), *options]
+    log = home / "server.log"
+    env = dict(os.environ, CNN_LAB_HOME=str(home))
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = AppServer(proc, f"http://127.0.0.1:{port}", home, log)
+    try:
+        wait_for_health(server.url, proc, SERVER_START_TIMEOUT_S)
+    except Exception:
+        stop_server(server, signal.SIGKILL)
+        raise
+    return server
+
+
 def settled(page, title: str) -> None:
     """Waits until the page shows its title and Streamlit is no longer running the script."""
     page.get_by_role("heading", name=title).first.wait_for(timeout=TIMEOUT_MS)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS
     )
+
+
+def first_page(browser, home: Path, bare_app: Path | None) -> tuple[float, float]:
+    """(seconds to the health check, seconds to the first page rendered) of a fresh start."""
+    t0 = time.perf_counter()
+    server = launch(home, bare_app)
+    healthy = time.perf_counter() - t0
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(server.url)
+        settled(page, BARE_TITLE if bare_app else LAB_TITLE)
+        return healthy, time.perf_counter() - t0
+    finally:
+        context.close()
+        stop_server(server)
+
+
+def click(page, name: str, title: str) -> float:
+    start = time.perf_counter()
+    page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
+    settled(page, title)
+    return time.perf_counter() - start
+
+
+def page_switches(browser, home: Path, rounds: int) -> tuple[float, bool, dict, float]:
+    """On a fresh server: (Home to Train at once, s; was the spinner seen; every page's
+    switch times; the server's peak RSS in MB)."""
+    switches: dict[str, list[float]] = {name: [] for name, _ in PAGES}
+    server = launch(home)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server.url)
+        settled(page, LAB_TITLE)
+        start = time.perf_counter()
+        page.get_by_test_id("stSidebarNav").get_by_text("Train", exact=True).click()
+        spinner = page.get_by_text(TENSORFLOW_SPINNER)
+        try:
+            spinner.wait_for(timeout=3000)
+            seen = True
+        except Exception:  # Playwright's TimeoutError: the import was done by then
+            seen = False
+        settled(page, "Train")
+        to_train = time.perf_counter() - start
+        for _ in range(rounds):
+            for name, title in PAGES:
+                switches[name].append(click(page, name, title))
+        page.close()
+        return to_train, seen, switches, peak_rss_mb(server.proc.pid)
+    finally:
+        stop_server(server)
 
 
 def worker_peak(dataset: str) -> tuple[str, float, float]:
@@ -73,51 +167,61 @@ def worker_peak(dataset: str) -> tuple[str, float, float]:
     return f"{dataset} ({len(ds.y_train):,} images, {cfg.model})", peak, time.monotonic() - start
 
 
+def median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--starts", type=int, default=3, help="fresh starts of each app")
+    parser.add_argument("--rounds", type=int, default=3, help="clicks through every page")
+    parser.add_argument("--no-worker", action="store_true", help="skip the training worker")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     home = Path(tempfile.mkdtemp(prefix="cnn-lab-app-"))
     os.environ["CNN_LAB_HOME"] = str(home)
-    t0 = time.perf_counter()
-    server = start_server(home)
-    healthy = time.perf_counter() - t0
-    switches: dict[str, list[float]] = {name: [] for name, _ in PAGES}
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server.url)
-            settled(page, "CNN Lab")
-            first_page = time.perf_counter() - t0
-            for _ in range(args.rounds):
-                for name, title in PAGES:
-                    start = time.perf_counter()
-                    page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
-                    settled(page, title)
-                    switches[name].append(time.perf_counter() - start)
-            browser.close()
-        server_peak = peak_rss_mb(server.proc.pid)
-    finally:
-        stop_server(server)
-    fashion = "fashion_mnist" if datasets.is_available("fashion_mnist") else "mnist"
-    worker_data, worker_mb, worker_s = worker_peak(fashion)
+    bare_app = home / "bare_app.py"
+    bare_app.write_text(BARE_APP)
+    starts: dict[str, list[tuple[float, float]]] = {"lab": [], "bare": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        for i in range(args.starts):
+            order = ("bare", "lab") if i % 2 == 0 else ("lab", "bare")  # neither always first
+            for kind in order:
+                starts[kind].append(
+                    first_page(browser, home / kind, bare_app if kind == "bare" else None)
+                )
+        to_train, spinner_seen, switches, server_peak = page_switches(
+            browser, home / "switches", args.rounds
+        )
+        browser.close()
 
     print(machine())
-    print("\n| step | seconds |\n|---|---|")
-    print(f"| `streamlit run` to the health check answering | {healthy:.1f} |")
-    print(f"| `streamlit run` to the Home page rendered in Chromium | {first_page:.1f} |")
+    print(f"\n| first page, median of {args.starts} fresh starts each | health check s | "
+          "first page s | every start, first page s |\n|---|---|---|---|")  # fmt: skip
+    for kind, label in (("lab", "the lab (Home)"), ("bare", "a bare one-line app")):
+        healthy, shown = median_pair(starts[kind])
+        every = ", ".join(f"{s:.1f}" for _, s in starts[kind])
+        print(f"| {label} | {healthy:.1f} | {shown:.1f} | {every} |")
+    ratio = median_pair(starts["lab"])[1] / median_pair(starts["bare"])[1]
+    print(f"\nfirst page, lab / bare: {ratio:.2f}x")
+    print(f"\nHome, then Train at once on a fresh server: {to_train:.1f} s "
+          f"(the TensorFlow spinner {'shown' if spinner_seen else 'not seen'})")  # fmt: skip
     print(f"\n| page switch ({args.rounds} rounds) | first visit s | later visits, median s |")
     print("|---|---|---|")
     for name, times in switches.items():
         later = statistics.median(times[1:]) if len(times) > 1 else float("nan")
         print(f"| {name} | {times[0]:.2f} | {later:.2f} |")
+    slowest = max((statistics.median(t[1:]) for t in switches.values() if len(t) > 1), default=0)
+    print(f"\nslowest page switch after the first visit (median): {slowest:.2f} s")
     print("\n| process | peak RSS MB |\n|---|---|")
     print(f"| app server after every page, the shipped model and a confusion matrix | "
           f"{server_peak:.0f} |")  # fmt: skip
-    print(f"| training worker, one epoch of {worker_data}, {worker_s:.0f} s | {worker_mb:.0f} |")
+    if not args.no_worker:
+        fashion = "fashion_mnist" if datasets.is_available("fashion_mnist") else "mnist"
+        data, worker_mb, worker_s = worker_peak(fashion)
+        print(f"| training worker, one epoch of {data}, {worker_s:.0f} s | {worker_mb:.0f} |")
 
 
 if __name__ == "__main__":
