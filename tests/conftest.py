@@ -31,6 +31,16 @@ def app_routed_as_served():
     PagesManager.__init__ = original
 
 
+@pytest.fixture(autouse=True)
+def no_background_calibration(monkeypatch):
+    """No test starts this machine's calibration in the background: a TensorFlow process
+    per test's lab home would slow the suite and time nothing useful
+    (tests/runs/test_calibration.py starts the real one, on purpose)."""
+    from cnn_core.runs import calibration
+
+    monkeypatch.setattr(calibration, "start_calibration", lambda: False)
+
+
 @pytest.fixture
 def lab_home(tmp_path, monkeypatch):
     """An empty lab home (runs, user datasets) for one test."""
