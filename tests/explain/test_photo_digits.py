@@ -28,6 +28,9 @@ DIGIT_BOX = (0.35, 0.3, 0.4)  # the digit's square on the page: left, top, side
 SEVEN_STROKES = [(0.35, 0.3), (0.62, 0.3), (0.45, 0.75)]  # a 7 written with a fine pen
 
 
+SURE = 0.9
+
+
 @pytest.fixture(scope="module")
 def mnist_test():
     return datasets.load_dataset("mnist", source="embedded")
@@ -43,11 +46,12 @@ def shipped(tmp_path_factory):
 
 
 def clean_digit(mnist_test, shipped, label: int) -> np.ndarray:
-    """The first test image of `label` that the model reads right with 99% when clean,
-    as pen coverage (0..1)."""
+    """The first test image of `label` that the model reads right and surely when clean,
+    as pen coverage (0..1). Sure is 90%: the shipped model was trained with label
+    smoothing 0.1, so even a perfect digit gets about 91%, not 100%."""
     for index in np.flatnonzero(mnist_test.y_test == label):
         image = mnist_test.x_test[index]
-        if shipped.predict_proba(image)[0][label] > 0.99:
+        if shipped.predict_proba(image)[0][label] > SURE:
             return image[..., 0] / 255
     raise AssertionError(f"no clean {label} in the embedded test set")
 

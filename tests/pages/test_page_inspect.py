@@ -8,15 +8,27 @@ from cnn_core.data.dataset import USER_PREFIX
 from cnn_core.runs import run_folder
 from tests.factories import open_page
 
-PRETRAINED = "pretrained:mnist-simple_convnet"
-CONV_LAYERS = ["conv1", "conv2", "conv3"]
-MAP_LAYERS = {  # the shipped simple ConvNet's conv and pooling layers and their output shapes
-    "conv1": "28 × 28 × 32",
-    "conv2": "28 × 28 × 32",
-    "pool1": "14 × 14 × 32",
-    "conv3": "14 × 14 × 32",
-    "pool2": "7 × 7 × 32",
-}
+PRETRAINED = "pretrained:mnist"
+
+
+def shipped_layers() -> tuple[list[str], dict[str, str]]:
+    """The shipped model's conv layers, and its conv and pooling layers with their output
+    shapes, as Keras itself reports them."""
+    import keras
+
+    from cnn_core import catalog
+
+    model = catalog.load_trained(PRETRAINED)
+    conv = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    maps = {
+        layer.name: " × ".join(str(side) for side in layer.output.shape[1:])
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D))
+    }
+    return conv, maps
+
+
+CONV_LAYERS, MAP_LAYERS = shipped_layers()
 
 
 def download_keys(at: AppTest, prefix: str) -> list[str]:
@@ -174,7 +186,12 @@ def test_weights_beside_a_map_use_the_filters_colours(lab_home):
 
 def test_a_flat_feature_map_says_so_instead_of_a_scale_from_0_to_0(lab_home):
     at = open_page("inspect", inspect_tab="Feature maps")
-    at.selectbox(key=f"inspect_map_layer-{PRETRAINED}").set_value("conv2").run()
+    at.selectbox(key=f"inspect_map_layer-{PRETRAINED}").set_value("conv1").run()
+    other = next(c.value for c in at.caption if c.value.startswith("conv1, map 0"))
+    assert "flat colour" not in other
+    at.number_input(key=f"inspect_map_channel-{PRETRAINED}-conv1").set_value(14).run()
     assert not at.exception
-    scale = next(c.value for c in at.caption if c.value.startswith("conv2, map 0"))
-    assert "everywhere, so it is one flat colour" in scale  # test image 0 leaves it at 0
+    # The shipped model's conv1 map 14 stays at 0 on test image 0 (its ReLU cuts all of it),
+    # map 0 does not.
+    scale = next(c.value for c in at.caption if c.value.startswith("conv1, map 14"))
+    assert "everywhere, so it is one flat colour" in scale

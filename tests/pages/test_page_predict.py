@@ -2,6 +2,7 @@
 
 import base64
 import json
+import math
 
 import numpy as np
 import pytest
@@ -119,7 +120,7 @@ def test_gallery_marks_right_and_wrong_answers(lab_home):
     captions = [img.captions[0] for img in at.get("image")]
     assert len(captions) == 16
     assert all(c[0] in "✓✗" for c in captions)
-    assert sum(c.startswith("✓") for c in captions) >= 12  # the shipped model is ~98% right
+    assert sum(c.startswith("✓") for c in captions) >= 12  # the shipped model is ~99% right
     # Each tile names its guess, certainty and label the same way, so a mistake's tile
     # wraps like the others (it was one line longer).
     for caption in captions:
@@ -150,10 +151,67 @@ def test_a_stroke_predicts_the_drawing_but_not_the_gallery_again(lab_home, monke
     assert batches == [16, 16]
 
 
-def test_a_dataset_without_models_says_where_to_train(lab_home):
-    at = open_page("predict", "fashion_mnist")
+def test_a_dataset_without_models_says_where_to_train(tiny):
+    at = open_page("predict", tiny)  # an own dataset, ready to train on, with no run yet
     assert not at.exception
     assert "No trained model" in at.info[0].value and "Train page" in at.info[0].value
+
+
+def fashion_picture(label: int) -> np.ndarray | None:
+    """The first Fashion-MNIST test image of a class, or None where the files are not here."""
+    from cnn_core.data import datasets
+
+    if not datasets.is_available("fashion_mnist"):
+        return None
+    ds = datasets.load_dataset("fashion_mnist")
+    return ds.x_test[int(np.flatnonzero(ds.y_test == label)[0]), ..., 0]
+
+
+def predict_without_fashion_files(monkeypatch, tmp_path, picture: np.ndarray) -> AppTest:
+    """The Predict page on Fashion-MNIST with none of its sources on this computer (no
+    Debian package; the lab's data folder and Keras cache are lab_home's empty ones), after
+    uploading `picture`."""
+    from cnn_core.data import datasets
+
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path / "none")
+    assert not datasets.is_available("fashion_mnist")
+    at = open_page("predict", "fashion_mnist")
+    assert at.session_state["chosen_model"] == "pretrained:fashion_mnist"
+    return upload(at, ("clothes.png", encode(Image.fromarray(picture), "PNG")))
+
+
+def test_the_shipped_fashion_model_predicts_uploads_without_the_fashion_files(
+    lab_home, tmp_path, monkeypatch
+):
+    from cnn_core.data import datasets
+
+    dress = fashion_picture(3)
+    if dress is None:  # a drawn dress: a light trapezoid on black
+        dress = np.zeros((28, 28), np.uint8)
+        for row in range(3, 26):
+            half = 3 + row // 4
+            dress[row, 14 - half : 14 + half] = 190
+    at = predict_without_fashion_files(monkeypatch, tmp_path, dress)
+    assert not at.exception and not at.error
+    (prediction,) = [m.value for m in at.metric if m.label == "Prediction"]
+    assert prediction in datasets.FASHION_CLASSES
+    (chart,) = at.get("vega_lite_chart")
+    assert list(chart_bars(chart)) == list(datasets.FASHION_CLASSES)
+    assert any("test images are not available" in i.value for i in at.info)  # the gallery
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pages/predict.py gives every 28×28 light-on-dark model the digit procedure "
+    "(ink found, cropped, fitted into 20×20): a Fashion-MNIST T-shirt, pair of trousers, "
+    "pullover or shirt is refused as 'No digit found' instead of read as a whole picture",
+)
+def test_a_fashion_mnist_test_image_uploaded_is_read_as_its_class(lab_home, tmp_path, monkeypatch):
+    trousers = fashion_picture(1)
+    if trousers is None:
+        pytest.skip("no Fashion-MNIST here")
+    at = predict_without_fashion_files(monkeypatch, tmp_path, trousers)
+    assert [m.value for m in at.metric if m.label == "Prediction"] == ["Trouser"]
 
 
 def test_an_unavailable_dataset_says_how_to_get_it_not_only_to_train(lab_home, monkeypatch):
@@ -204,6 +262,45 @@ def test_drawing_a_one_in_chromium_shows_the_prediction(app_server, page):
     assert metric.locator("[data-testid='stMetricValue']").inner_text().strip() == "1"
     page.get_by_test_id("stSidebarUserContent").get_by_text("Dataset").wait_for()  # app.py ran
     page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for()  # the probability bars
+
+
+def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 28) -> list[tuple[float, float]]:
+    return [(cx + rx * math.sin(2 * math.pi * i / n), cy - ry * math.cos(2 * math.pi * i / n))
+            for i in range(n + 1)]  # fmt: skip
+
+
+# One pen stroke per digit, as a learner draws it, in fractions of the canvas: the digit it
+# is meant to be is the reference, not what some model once answered.
+DRAWN_DIGITS = {
+    "0": ellipse(0.5, 0.5, 0.2, 0.3),
+    "2": [(0.3, 0.32), (0.38, 0.22), (0.52, 0.18), (0.66, 0.24), (0.68, 0.36), (0.3, 0.8),
+          (0.72, 0.8)],
+    "4": [(0.62, 0.82), (0.62, 0.18), (0.28, 0.6), (0.76, 0.6)],
+    "7": [(0.3, 0.22), (0.7, 0.22), (0.45, 0.82)],
+}  # fmt: skip
+
+
+def draw_stroke(page, box: dict, points: list[tuple[float, float]], steps: int = 6) -> None:
+    """The mouse pressed along the points, with steps between each pair (as a hand moves)."""
+    at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for point in at[1:]:
+        page.mouse.move(*point, steps=steps)
+    page.mouse.up()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("digit", list(DRAWN_DIGITS))
+def test_hand_drawn_digits_in_chromium_are_read_as_drawn(app_server, page, digit):
+    page.goto(app_server["url"] + "/predict")
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for()
+    draw_stroke(page, canvas.bounding_box(), DRAWN_DIGITS[digit])
+    page.get_by_text("What the model receives").wait_for(timeout=30_000)
+    metric = page.locator("[data-testid='stMetric']").filter(has_text="Prediction")
+    metric.wait_for()
+    assert metric.locator("[data-testid='stMetricValue']").inner_text().strip() == digit
 
 
 @pytest.mark.browser
