@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,11 +38,9 @@ from cnn_core.runs import status as run_status  # noqa: E402
 from devtools.browser import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
-    SERVER_START_TIMEOUT_S,
     AppServer,
-    free_port,
+    start_server,
     stop_server,
-    wait_for_health,
 )
 
 PAGES = (("Data", "Data:"), ("Train", "Train"), ("Predict", "Predict"),
@@ -72,25 +68,9 @@ def peak_rss_mb(pid: int) -> float:
 def launch(home: Path, bare_app: Path | None = None) -> AppServer:
     """Starts the lab (or, given `bare_app`, that script) as scripts/serve.py does; returns
     once its health check answers."""
-    home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    options = ["--server.port", str(port), "--server.address", "127.0.0.1",
-               "--server.headless", "true"]  # fmt: skip
     if bare_app is None:
-        cmd = [sys.executable, "scripts/serve.py", *options]
-    else:
-        cmd = [sys.executable, "-c", SERVE_BARE, str(bare_app), *options]
-    log = home / "server.log"
-    env = dict(os.environ, CNN_LAB_HOME=str(home))
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = AppServer(proc, f"http://127.0.0.1:{port}", home, log)
-    try:
-        wait_for_health(server.url, proc, SERVER_START_TIMEOUT_S)
-    except Exception:
-        stop_server(server, signal.SIGKILL)
-        raise
-    return server
+        return start_server(home)
+    return start_server(home, serve=("-c", SERVE_BARE, str(bare_app)))
 
 
 def settled(page, title: str) -> None:

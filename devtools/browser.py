@@ -87,10 +87,14 @@ def wait_for_health(url: str, proc: subprocess.Popen, timeout: float) -> None:
     poll_until(healthy, timeout, f"streamlit to answer on {url}", interval=0.2)
 
 
-def start_server(home: Path, port: int | None = None) -> AppServer:
+def start_server(
+    home: Path, port: int | None = None, serve: tuple[str, ...] = ("scripts/serve.py",)
+) -> AppServer:
     """Starts the app on a localhost port with its lab home at `home`; returns once healthy.
 
-    The log (`home/server.log`) is appended to, so a restarted server adds to it.
+    `serve` is what the interpreter runs, before Streamlit's options (benchmarks/app_timing.py
+    starts a bare app the same way). The log (`home/server.log`) is appended to, so a
+    restarted server adds to it.
     """
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -98,7 +102,7 @@ def start_server(home: Path, port: int | None = None) -> AppServer:
     env = dict(os.environ, CNN_LAB_HOME=str(home))
     with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
-            [sys.executable, "scripts/serve.py", "--server.port", str(port),
+            [sys.executable, *serve, "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
