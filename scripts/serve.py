@@ -37,11 +37,19 @@ def serve(app: Path, argv: list[str]) -> None:
     cli.main(args=["run", str(app), *argv], prog_name="streamlit")  # exits with its status
 
 
-def main(argv: list[str]) -> None:
-    sys.path.insert(0, str(REPO))  # Streamlit adds it too, but only once it runs app.py
+def import_tensorflow_later() -> None:
+    """Starts the background import of TensorFlow, unless a first page already has."""
+    # Imported here, in the timer's thread, not before the server starts: pages/_shared
+    # brings numpy, Pillow and the lab's data code (about 2 s), which would delay the
+    # first page by as much.
     from pages._shared import import_tensorflow_in_background
 
-    later = threading.Timer(IMPORT_AT_LATEST_S, import_tensorflow_in_background)
+    import_tensorflow_in_background()
+
+
+def main(argv: list[str]) -> None:
+    sys.path.insert(0, str(REPO))  # Streamlit adds it too, but only once it runs app.py
+    later = threading.Timer(IMPORT_AT_LATEST_S, import_tensorflow_later)
     later.daemon = True  # a server stopped before then does not wait for it
     later.start()
     serve(APP, argv)

@@ -157,3 +157,27 @@ def test_the_background_import_imports_tensorflow_once_and_freezes_its_objects()
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "['import-tensorflow'] True True True"
+
+
+# Runs scripts/serve.py's main up to the moment Streamlit would start, and prints which of
+# the lab's heavy imports had been made by then.
+SERVE_UNTIL_STREAMLIT = """
+import json, runpy, sys
+serve = runpy.run_path({script!r}, run_name="serve_under_test")
+def started(app, argv):
+    print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}}
+                            & {{"numpy", "PIL", "cnn_core", "pages", "tensorflow"}})))
+    raise SystemExit(0)
+serve["main"].__globals__["serve"] = started
+serve["main"]([])
+"""
+
+
+def test_the_server_starts_streamlit_before_importing_the_lab():
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_UNTIL_STREAMLIT.format(script=str(REPO / "scripts/serve.py"))],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Each of these takes seconds on two cores and would delay the first page by as much.
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
