@@ -52,6 +52,15 @@ def fast_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 
 MAX_WORKERS_ENV = "CNN_LAB_MAX_WORKERS"  # default: half the cores (at least one)
+# "off": never time this machine's training step in the background (runs/calibration.py).
+# Test servers set it: each has a lab home of its own, so each would start a measurement,
+# and a TensorFlow process timing steps beside the browsers is load no test asked for.
+CALIBRATION_ENV = "CNN_LAB_CALIBRATION"
+
+
+def calibration_allowed() -> bool:
+    """Whether a page may start the calibration (env CNN_LAB_CALIBRATION is not "off")."""
+    return os.environ.get(CALIBRATION_ENV, "").strip().lower() != "off"
 
 
 def max_workers() -> int:

@@ -19,6 +19,8 @@ from typing import TypeVar
 
 from PIL import Image, ImageDraw
 
+from cnn_core import settings
+
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -99,7 +101,8 @@ def start_server(
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = home / "server.log"
-    env = dict(os.environ, CNN_LAB_HOME=str(home))
+    # Each test server's home is new, so each would time this machine's step: not asked for.
+    env = dict(os.environ, CNN_LAB_HOME=str(home), **{settings.CALIBRATION_ENV: "off"})
     with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
             [sys.executable, *serve, "--server.port", str(port),

@@ -299,7 +299,9 @@ def measuring_now() -> bool:
 def start_calibration() -> bool:
     """Starts the calibration in a background process unless it is cached, already
     running, or was started from here recently; True when one was started. Returns at
-    once: the page never waits for a measurement."""
+    once: the page never waits for a measurement. Never where CNN_LAB_CALIBRATION=off."""
+    if not settings.calibration_allowed():
+        return False
     home = str(settings.lab_home())
     with _spawn_lock:
         if time.monotonic() - _spawned.get(home, -math.inf) < SPAWN_GRACE_S:

@@ -233,6 +233,16 @@ def test_the_background_process_is_started_once(lab_home, cpu_without_bfloat16, 
     assert len(FakePopen.started) == 1
 
 
+def test_switched_off_it_starts_nothing(lab_home, cpu_without_bfloat16, monkeypatch):
+    monkeypatch.setattr(calibration.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(calibration, "_spawned", {})
+    FakePopen.started = []
+    monkeypatch.setenv(settings.CALIBRATION_ENV, "off")
+    assert real_start_calibration() is False and FakePopen.started == []
+    monkeypatch.setenv(settings.CALIBRATION_ENV, "")
+    assert real_start_calibration() is True and len(FakePopen.started) == 1
+
+
 def test_a_calibrated_machine_starts_nothing(lab_home, cpu_without_bfloat16, monkeypatch):
     monkeypatch.setattr(calibration.subprocess, "Popen", FakePopen)
     monkeypatch.setattr(calibration, "_spawned", {})
