@@ -34,7 +34,7 @@ from typing import Any
 
 from cnn_core import settings
 
-OPTIMIZERS = ("adam", "adamax", "sgd")
+OPTIMIZERS = ("adam", "adamw", "adamax", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 DISTRIBUTE_STRATEGIES = ("mirrored",)
 DEFAULT_MOMENTUM = 0.9  # the usual SGD momentum; Adam and Adamax ignore it
@@ -73,7 +73,9 @@ class RunConfig:
     dataset_fingerprint: str | None = None
     model: str = "simple_convnet"  # a key of zoo.MODELS
     layers: list[dict[str, Any]] | None = None  # the layer list, for model "custom" only
-    optimizer: str | None = None  # "adam" | "adamax" | "sgd"; None = the model's choice
+    # "adam" | "adamw" (Adam with decoupled weight decay) | "adamax" | "sgd";
+    # None = the model's choice.
+    optimizer: str | None = None
     learning_rate: float | None = None  # None = the model's recommended rate
     momentum: float | None = None  # SGD only; None = DEFAULT_MOMENTUM
     batch_size: int = 128  # on two AVX512 cores ~1.35x the images/s of 64 (BENCHMARKS.md)

@@ -216,3 +216,14 @@ def test_mixed_precision_with_augmentation_trains_and_leaves_the_policy(tiny):
     assert model.get_layer("conv1").dtype_policy.name == "mixed_bfloat16"
     assert model.layers[-1].dtype_policy.name == "float32"  # softmax stays precise
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored for this process
+
+
+def test_adamw_shrinks_each_weight_by_learning_rate_times_its_decay():
+    cfg = run_config.RunConfig(optimizer="adamw", learning_rate=0.01)
+    optimizer = training.make_optimizer(cfg, total_steps=10)
+    assert isinstance(optimizer, keras.optimizers.AdamW)
+    weight = keras.Variable(np.full((3,), 2.0, dtype="float32"))
+    optimizer.apply_gradients([(keras.ops.zeros((3,)), weight)])
+    # A zero gradient moves Adam by nothing: what is left is the decoupled decay alone.
+    expected = 2.0 * (1 - 0.01 * training.ADAMW_WEIGHT_DECAY)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), expected, rtol=1e-6)
