@@ -105,6 +105,7 @@ class Figures(ServerFigures):
     predictions: int
     draws: int
     uploads: int
+    strokes_lost: int  # strokes the browser never sent (not errors: no server was asked)
     errors: int
     error_samples: list[str]
     error_kinds: dict[str, int]  # how many errors of each kind
@@ -117,24 +118,46 @@ class Figures(ServerFigures):
 # ---------------------------------------------------------------- one learner
 
 
-async def draw_and_wait(page, shift: float, timeout_ms: float) -> float:
-    """Draws a stroke; returns the seconds until its prediction is on the page."""
+class StrokeLost(Exception):
+    """The browser sent nothing to the server after a stroke: the input was lost on the
+    client (a canvas replaced under the mouse), so no server was slow to answer."""
+
+
+async def draw_and_wait(page, shift: float, timeout_ms: float, frames_sent: list[int]) -> float:
+    """Draws a stroke; returns the seconds until its prediction is on the page.
+
+    Raises:
+        StrokeLost: no websocket message left the browser after the stroke.
+    """
     previous = await page.evaluate(CANVAS_SRC_JS)
     first, *rest = stroke_points(await page.locator("canvas.upper-canvas").bounding_box(),
                                  shift=shift)  # fmt: skip
+    sent_before = frames_sent[0]
     await page.mouse.move(*first)
     await page.mouse.down()
     for point in rest:
         await page.mouse.move(*point)
     await page.mouse.up()
     start = time.monotonic()
-    await page.wait_for_function(NEW_DRAWING_JS, arg=previous, timeout=timeout_ms, polling=50)
+    try:
+        await page.wait_for_function(NEW_DRAWING_JS, arg=previous, timeout=timeout_ms, polling=50)
+    except Exception:
+        if frames_sent[0] == sent_before:
+            raise StrokeLost() from None
+        raise
     return time.monotonic() - start
 
 
 async def clear_canvas(page, timeout_ms: float) -> None:
+    """Clears the drawing and waits for the new, empty canvas: Clear gives the canvas a new
+    key, so the page mounts a new one, and a stroke drawn on the old one before it goes is
+    lost."""
+    old = await page.locator("canvas.upper-canvas").element_handle(timeout=timeout_ms)
     await page.locator(".st-key-clear button").click()
     await page.get_by_text("Draw a digit on the black square").wait_for(timeout=timeout_ms)
+    await page.wait_for_function("(e) => !e.isConnected", arg=old, timeout=timeout_ms,
+                                 polling=50)  # fmt: skip
+    await page.locator("canvas.upper-canvas").wait_for(timeout=timeout_ms)
 
 
 async def upload_and_wait(page, png: bytes, name: str, timeout_ms: float) -> float:
@@ -175,7 +198,13 @@ async def learner(browser, url: str, n: int, go: asyncio.Event, stop_at: list[fl
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     closed = []
     page = await context.new_page()
-    page.on("websocket", lambda ws: ws.on("close", lambda _: closed.append(ws.url)))
+    frames_sent = [0]  # websocket messages from the browser: each rerun request is one
+
+    def watch(ws) -> None:
+        ws.on("close", lambda _: closed.append(ws.url))
+        ws.on("framesent", lambda _: frames_sent.__setitem__(0, frames_sent[0] + 1))
+
+    page.on("websocket", watch)
     rng = random.Random(n)
     png = digit_one_png(ink=(0, 0, 0, 255), paper=(255, 255, 255, 255))
     timeout_ms = ACTION_TIMEOUT_S * 1000
@@ -191,7 +220,13 @@ async def learner(browser, url: str, n: int, go: asyncio.Event, stop_at: list[fl
                     if strokes >= STROKES_BEFORE_CLEAR:
                         await clear_canvas(page, timeout_ms)
                         strokes = 0
-                    latency = await draw_and_wait(page, rng.uniform(-0.2, 0.2), timeout_ms)
+                    try:
+                        latency = await draw_and_wait(page, rng.uniform(-0.2, 0.2), timeout_ms,
+                                                      frames_sent)  # fmt: skip
+                    except StrokeLost:
+                        stats.strokes_lost += 1  # drawn again, after a Clear
+                        strokes = STROKES_BEFORE_CLEAR
+                        continue
                     draws, strokes = draws + 1, strokes + 1
                 else:
                     name = f"learner{n}-{uploads}.png"
@@ -258,7 +293,8 @@ def measure(sessions: int, seconds: float, pause_s: float, max_workers: int,
     lat = stats.latencies_s
     return Figures(
         **vars(server), sessions=sessions, seconds=seconds, predictions=len(lat), draws=draws,
-        uploads=uploads, errors=len(stats.errors), error_samples=stats.errors[:10],
+        uploads=uploads, strokes_lost=stats.strokes_lost, errors=len(stats.errors),
+        error_samples=stats.errors[:10],
         error_kinds=dict(stats.kinds), p50_s=percentile(lat, 50), p95_s=percentile(lat, 95),
         max_s=max(lat) if lat else None, browser_nice=browser_nice,
     )  # fmt: skip
@@ -268,6 +304,7 @@ def format_table(f: Figures) -> str:
     rows = load_rows(f, "sessions") + [
         ("browsers' nice value", f.browser_nice),
         ("predictions done", f"{f.predictions} ({f.draws} drawn, {f.uploads} uploaded)"),
+        ("strokes the browser never sent (drawn again)", f.strokes_lost),
         errors_row(f),
         ("p50 latency", sec(f.p50_s)),
         ("p95 latency (target ≤ 1 s)", sec(f.p95_s)), ("max latency", sec(f.max_s)),

@@ -65,6 +65,7 @@ class SessionStats:
     errors: list[str] = field(default_factory=list)
     kinds: Counter = field(default_factory=Counter)
     sessions_open: int = 0
+    strokes_lost: int = 0  # strokes that never left the browser (benchmarks/classroom.py)
 
     def error(self, kind: str, detail: str) -> None:
         self.kinds[kind] += 1
