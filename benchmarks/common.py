@@ -149,6 +149,13 @@ def run_to_end(cfg: run_config.RunConfig) -> dict:
         time.sleep(POLL_S)
     if status.state != "finished":
         raise RuntimeError(f"{run_id} ended {status.state}: {status.message}")
+    return finished_run_figures(run_id, ds, steal_share(ticks, cpu_times()))
+
+
+def finished_run_figures(run_id: str, ds, steal: float | None = None) -> dict:
+    """run_to_end's figures of a finished run of the current lab home (CNN_LAB_HOME), whose
+    dataset `ds` is; `steal` is the host's share of CPU time during it, where measured."""
+    cfg = store.read_config(run_id)
     epochs = metrics_log.epoch_records(metrics_log.read_metrics(run_id)[0])
     evaluation = store.read_evaluation(run_id) or {}
     return {
@@ -158,6 +165,6 @@ def run_to_end(cfg: run_config.RunConfig) -> dict:
         "epochs": len(epochs),
         "seconds": sum(e["seconds"] for e in epochs),
         "test_accuracy": evaluation.get("accuracy"),
-        "steal": steal_share(ticks, cpu_times()),
-        "config": store.read_config(run_id).to_dict(),
+        "steal": steal,
+        "config": cfg.to_dict(),
     }

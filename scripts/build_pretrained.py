@@ -5,9 +5,7 @@ here must):
 
     flock /tmp/cnnlab-heavy.lock .venv/bin/python scripts/build_pretrained.py mnist
     flock /tmp/cnnlab-heavy.lock .venv/bin/python scripts/build_pretrained.py fashion_mnist
-    # cifar10: TO BE FILLED IN by whoever adds the CIFAR-10 preset: add its line to SHIPPED
-    # below (e.g. "cifar10": Recipe("cifar-best", 0.85)), then run
-    # flock /tmp/cnnlab-heavy.lock .venv/bin/python scripts/build_pretrained.py cifar10
+    flock /tmp/cnnlab-heavy.lock .venv/bin/python scripts/build_pretrained.py cifar10
 
 For a dataset key, the script
 
@@ -58,7 +56,10 @@ class Recipe:
 SHIPPED = {
     "mnist": Recipe("mnist-99", 0.990),  # trained on the embedded 8,000, tested on its 2,000
     "fashion_mnist": Recipe("fashion-best", 0.935),  # 60,000 train, 10,000 test
-    # "cifar10": Recipe("<the CIFAR-10 preset's key>", <its minimum>),  # TO BE FILLED IN
+    # Trained on the embedded copy's 40,000, tested on its held-out 10,000. The goal is the
+    # project report's VGG-like net (86.3%) and the preset aims at 90%; the model shipped
+    # now reaches 85.98%, so the minimum is 85.5% until a better recipe lands (RESULTS.md).
+    "cifar10": Recipe("cifar-best", 0.855),
 }
 
 

@@ -17,6 +17,7 @@ from tests.factories import train_tiny_run
 
 SHIPPED = "pretrained:mnist"
 SHIPPED_FASHION = "pretrained:fashion_mnist"
+SHIPPED_CIFAR = "pretrained:cifar10"
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,10 @@ def test_models_lists_the_shipped_model_and_finished_runs(finished_run, capsys):
     assert fashion["shipped"] is True and fashion["dataset"] == "fashion_mnist"
     assert fashion["class_names"][0] == "T-shirt/top" and fashion["input_shape"] == [28, 28, 1]
     assert fashion["test_accuracy"] >= 0.935
+    cifar = found[SHIPPED_CIFAR]
+    assert cifar["shipped"] is True and cifar["dataset"] == "cifar10"
+    assert cifar["class_names"][:2] == ["airplane", "automobile"]
+    assert cifar["input_shape"] == [32, 32, 3] and cifar["test_accuracy"] >= 0.855
     run = found[catalog.RUN_PREFIX + finished_run]
     assert run["shipped"] is False
     assert run["dataset"] == "user:tiny"
@@ -145,6 +150,26 @@ def test_evaluate_the_shipped_fashion_model_on_a_folder(lab_home, tmp_path, caps
     probs = inference.predict_in_batches(catalog.load_trained(SHIPPED_FASHION), x)
     assert_matches(result, ds.class_names, sklearn_scores(y, probs, 10))
     assert result["per_class"]["T-shirt/top"]["support"] == 20
+
+
+def test_evaluate_the_shipped_cifar10_model_on_a_folder_of_photos(lab_home, tmp_path, capsys):
+    """Colour photos in class folders, from the embedded copy's held-out split."""
+    ds = datasets.load_dataset("cifar10")
+    picked = {name: ds.x_test[ds.y_test == ds.class_names.index(name)][:12]
+              for name in ("cat", "ship", "truck")}  # fmt: skip
+    folder = tmp_path / "photos"
+    for name, photos in picked.items():
+        (folder / name).mkdir(parents=True)
+        for i, photo in enumerate(photos):
+            Image.fromarray(photo).save(folder / name / f"{i:02d}.png")
+    result = json_of(capsys, "evaluate", "cifar10", "--images", str(folder), "--json")
+    assert result["model"] == SHIPPED_CIFAR and result["images"] == 36
+    x, labels, names, _ = owndata.read_image_folder(folder, image_size=32, grayscale=False)
+    np.testing.assert_array_equal(x, np.concatenate(list(picked.values())))  # PNG: lossless
+    y = np.asarray([ds.class_names.index(names[i]) for i in labels])
+    probs = inference.predict_in_batches(catalog.load_trained(SHIPPED_CIFAR), x)
+    assert_matches(result, ds.class_names, sklearn_scores(y, probs, 10))
+    assert result["per_class"]["ship"]["support"] == 12 and result["accuracy"] > 0.6
 
 
 def test_evaluate_names_a_folder_that_is_not_a_class(lab_home, tmp_path, capsys):

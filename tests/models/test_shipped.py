@@ -67,12 +67,21 @@ def test_a_description_without_a_config_says_how_to_restore_it(tmp_path):
         shipped.list_pretrained(directory=tmp_path)
 
 
-@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+# The input each built-in dataset's model takes, and whether it reads light ink on dark.
+BUILT_IN = {"mnist": ((28, 28, 1), True), "fashion_mnist": ((28, 28, 1), True),
+            "cifar10": ((32, 32, 3), False)}  # fmt: skip
+
+
+def test_every_built_in_dataset_ships_a_model():
+    assert {m.dataset for m in shipped.list_pretrained()} == set(BUILT_IN)
+
+
+@pytest.mark.parametrize("dataset", list(BUILT_IN))
 def test_every_dataset_ships_a_described_model(dataset):
     (m,) = shipped.list_pretrained(dataset)
     assert isinstance(m, catalog.TrainedModel) and catalog.TrainedModel is shipped.TrainedModel
     assert m.key == f"pretrained:{dataset}" and m.shipped
-    assert m.input_shape == (28, 28, 1) and len(m.class_names) == 10 and m.ink_on_dark
+    assert (m.input_shape, m.ink_on_dark) == BUILT_IN[dataset] and len(m.class_names) == 10
     meta = shipped.read_description(shipped.description_path(m))
     assert set(DESCRIBED) <= set(meta)
     split = meta["test_split"]
