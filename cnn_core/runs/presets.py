@@ -78,7 +78,7 @@ CIFAR_BEST_LAYERS = cifar_blocks_layers((64, 256, 256))  # about 1,960,000 weigh
 
 
 def cifar_config(
-    name: str, layers: tuple[dict, ...], epochs: int, label_smoothing: float = 0.1
+    name: str, layers: tuple[dict, ...], epochs: int, label_smoothing: float
 ) -> RunConfig:
     """A CIFAR-10 recipe on the embedded copy's 40,000 training photos, tested on its
     held-out 10,000: AdamW (Adam with weight decay) with a cosine decay, batches of 256,

@@ -223,30 +223,29 @@ class FakePopen:
         return 0
 
 
-def test_the_background_process_is_started_once(lab_home, cpu_without_bfloat16, monkeypatch):
+@pytest.fixture
+def fake_popen(monkeypatch):
+    """start_calibration's process replaced by FakePopen, with nothing started before."""
     monkeypatch.setattr(calibration.subprocess, "Popen", FakePopen)
     monkeypatch.setattr(calibration, "_spawned", {})
     FakePopen.started = []
+
+
+def test_the_background_process_is_started_once(lab_home, cpu_without_bfloat16, fake_popen):
     assert real_start_calibration() is True
     assert real_start_calibration() is False  # started a moment ago: not again
     assert FakePopen.started[0][-2:] == ["-m", "cnn_core.runs.calibration"]
     assert len(FakePopen.started) == 1
 
 
-def test_switched_off_it_starts_nothing(lab_home, cpu_without_bfloat16, monkeypatch):
-    monkeypatch.setattr(calibration.subprocess, "Popen", FakePopen)
-    monkeypatch.setattr(calibration, "_spawned", {})
-    FakePopen.started = []
+def test_switched_off_it_starts_nothing(lab_home, cpu_without_bfloat16, fake_popen, monkeypatch):
     monkeypatch.setenv(settings.CALIBRATION_ENV, "off")
     assert real_start_calibration() is False and FakePopen.started == []
     monkeypatch.setenv(settings.CALIBRATION_ENV, "")
     assert real_start_calibration() is True and len(FakePopen.started) == 1
 
 
-def test_a_calibrated_machine_starts_nothing(lab_home, cpu_without_bfloat16, monkeypatch):
-    monkeypatch.setattr(calibration.subprocess, "Popen", FakePopen)
-    monkeypatch.setattr(calibration, "_spawned", {})
-    FakePopen.started = []
+def test_a_calibrated_machine_starts_nothing(lab_home, cpu_without_bfloat16, fake_popen):
     calibration.calibrate(FakeMeasure(float32=0.07))
     assert real_start_calibration() is False and FakePopen.started == []
 
