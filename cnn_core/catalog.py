@@ -10,7 +10,7 @@ import keras
 
 from cnn_core.data import versions
 from cnn_core.data.dataset import DatasetError
-from cnn_core.models import shipped
+from cnn_core.models import shipped, test_time
 from cnn_core.runs import checkpointing, run_folder, store
 
 PRETRAINED_PREFIX = shipped.PRETRAINED_PREFIX
@@ -50,6 +50,7 @@ def _finished_runs(dataset: str | None) -> list[TrainedModel]:
                 test_accuracy=info.test_accuracy,
                 dataset_fingerprint=cfg.dataset_fingerprint,
                 model=cfg.model,
+                average_flips=test_time.averages_flips(cfg.augment_flip),
             )
         )
     return out
@@ -87,6 +88,18 @@ def load_trained(key: str) -> keras.Model:
     if key.startswith(RUN_PREFIX):
         return _load_run_file(run_folder.run_paths(key[len(RUN_PREFIX) :]).model)
     raise TrainedModelError(f"No trained model {key!r}: choose one from the list.")
+
+
+def averages_flips(key: str) -> bool:
+    """Whether the model behind a key answers from each image and its mirror image
+    (`cnn_core.models.test_time`): the Predictor of every page asks this."""
+    if key.startswith(RUN_PREFIX):
+        try:
+            cfg = store.read_config(key[len(RUN_PREFIX) :])
+        except run_folder.RunError:
+            return False
+        return test_time.averages_flips(cfg.augment_flip)
+    return any(info.average_flips for info in shipped.list_pretrained() if info.key == key)
 
 
 def load_checkpoint(key: str, epoch: int) -> keras.Model:

@@ -350,7 +350,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         keras_model = catalog.load_trained(model.key)
     except (DatasetError, catalog.TrainedModelError) as exc:
         raise CliError(str(exc)) from exc
-    probs = inference.predict_in_batches(keras_model, x)
+    predictor = inference.Predictor(keras_model, average_flips=model.average_flips)
+    probs = inference.predict_in_batches(predictor, x)
     ev = evaluation.evaluate_predictions(y, probs, model.class_names)
     if args.json:
         per_class = {

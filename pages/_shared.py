@@ -155,7 +155,7 @@ def cached_model(key: str):
     from cnn_core.explain import inference
 
     model = catalog.load_trained(key)
-    return model, inference.Predictor(model)
+    return model, inference.Predictor(model, average_flips=catalog.averages_flips(key))
 
 
 @st.cache_resource(show_spinner="Loading that epoch's checkpoint…", max_entries=16)
@@ -165,7 +165,7 @@ def cached_checkpoint(key: str, epoch: int):
     from cnn_core.explain import inference
 
     model = catalog.load_checkpoint(key, epoch)
-    return model, inference.Predictor(model)
+    return model, inference.Predictor(model, average_flips=catalog.averages_flips(key))
 
 
 def model_at(key: str, epoch: int | None):

@@ -6,7 +6,7 @@ import streamlit as st
 
 from cnn_core import catalog
 from cnn_core.explain import evaluation, inference, plots
-from cnn_core.models import summaries
+from cnn_core.models import summaries, test_time
 from pages import _session as session
 from pages._shared import (
     cached_dataset,
@@ -286,6 +286,8 @@ cols[1].metric("Test loss", f"{ev.loss:.4f}", help="Mean cross-entropy: lower is
 cols[2].metric("Test images", f"{ev.count:,}")
 cols[3].metric("Mistakes", f"{mistakes:,}")
 st.caption(f"Test split of {ds.title}. The model never trained on these images.")
+if choice.average_flips:
+    st.caption(test_time.EXPLANATION)
 
 normalised = st.toggle("Row-normalised (share of each true class)", key="evaluate_normalised")
 report, confusion = st.columns([2, 3], gap="large")

@@ -8,8 +8,9 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from cnn_core import catalog
-from cnn_core.data import decoding
+from cnn_core.data import datasets, decoding
 from cnn_core.explain import inference, preprocess
+from cnn_core.models import test_time
 from pages import _session as session
 from pages._shared import (
     cached_dataset,
@@ -41,7 +42,11 @@ try:
 except catalog.TrainedModelError as exc:
     st.error(str(exc))
     st.stop()
-mnist_style = choice.ink_on_dark and tuple(choice.input_shape) == (28, 28, 1)
+mnist_style = (
+    choice.ink_on_dark
+    and tuple(choice.input_shape) == (28, 28, 1)
+    and datasets.holds_digits(choice.dataset)
+)
 
 
 def step_picture(pixels: np.ndarray) -> Image.Image:
@@ -82,12 +87,15 @@ def gallery_predictions(ds, predictor, seed: int) -> tuple[np.ndarray, np.ndarra
     return picks, probs
 
 
-def show_prediction(probs: np.ndarray, class_names) -> None:
-    """The answer, how sure it is in words (it must pick a class), and every class's bar."""
+def show_prediction(probs: np.ndarray, class_names, average_flips: bool = False) -> None:
+    """The answer, how sure it is in words (it must pick a class), and every class's bar;
+    `average_flips` says the answer averages the image and its mirror (test_time)."""
     best = int(np.argmax(probs))
     # No metric delta: Streamlit draws it with an arrow, as if the value had changed.
     st.metric("Prediction", class_names[best])
     st.caption(inference.certainty_sentence(probs, class_names))
+    if average_flips:
+        st.caption(test_time.EXPLANATION)
     probability_chart(probs, class_names)
 
 
@@ -151,7 +159,9 @@ def upload_panel(choice, predictor, mnist_style: bool) -> None:
         with st.container(border=True):
             try:
                 image = decoding.decode_image(file.getvalue(), file.name)
-                steps = preprocess.prepare_upload(image, choice.input_shape, mnist_style)
+                steps = preprocess.prepare_upload(
+                    image, choice.input_shape, mnist_style, light_on_dark=choice.ink_on_dark
+                )
             except decoding.ImageRejected as exc:
                 st.error(str(exc))
                 continue
@@ -164,7 +174,7 @@ def upload_panel(choice, predictor, mnist_style: bool) -> None:
             session.keep_latest_image(file.name, steps.model_input)
             left, right = st.columns([1, 1])
             with left:
-                show_prediction(probs, choice.class_names)
+                show_prediction(probs, choice.class_names, predictor.average_flips)
             with right:
                 st.markdown(upload_explanation(steps))
                 show_steps(upload_steps(steps))
@@ -187,9 +197,10 @@ def upload_steps(steps: preprocess.UploadSteps) -> list[tuple[str, np.ndarray]]:
 
 def upload_explanation(steps: preprocess.UploadSteps) -> str:
     if steps.paper is None:
+        turned = ", turned light on dark like the model's training images" if steps.inverted else ""
         return (
-            "**What the model receives**: the whole picture, resized to the size of its "
-            "training images."
+            f"**What the model receives**: the whole picture{turned}, resized to the size "
+            "of its training images."
         )
     flip = "dark ink on light paper, turned into light on dark" if steps.inverted else (
         "light ink on a dark background"

@@ -24,6 +24,8 @@ For a dataset key, the script
 
 ``--home DIR --run RUN_ID`` ships an already finished run of that home instead of training
 (steps 2-4), e.g. after ``CNN_LAB_HOME=DIR python -m cnn_core train --preset mnist-99 --wait``.
+``--remeasure`` scores the installed model again (step 3 alone) and rewrites its description,
+after a change to how the lab predicts (such as test-time flips).
 """
 
 from __future__ import annotations
@@ -56,10 +58,9 @@ class Recipe:
 SHIPPED = {
     "mnist": Recipe("mnist-99", 0.990),  # trained on the embedded 8,000, tested on its 2,000
     "fashion_mnist": Recipe("fashion-best", 0.935),  # 60,000 train, 10,000 test
-    # Trained on the embedded copy's 40,000, tested on its held-out 10,000. The goal is the
-    # project report's VGG-like net (86.3%) and the preset aims at 90%; the model shipped
-    # now reaches 85.98%, so the minimum is 85.5% until a better recipe lands (RESULTS.md).
-    "cifar10": Recipe("cifar-best", 0.855),
+    # Trained on the embedded copy's 40,000, tested on its held-out 10,000: at least the
+    # project report's VGG-like net (86.3%); the preset aims at 90% (RESULTS.md).
+    "cifar10": Recipe("cifar-best", 0.863),
 }
 
 
@@ -138,6 +139,8 @@ def stage_run(run_id: str, key: str, recipe: Recipe, staging: Path) -> dict:
 
 def measure(key: str, staging: Path, meta: dict) -> dict:
     """Rebuilds the staged model as the app does and scores it on its test split."""
+    import numpy as np
+
     from cnn_core.data import versions
     from cnn_core.explain import evaluation, inference
     from cnn_core.models import shipped
@@ -152,10 +155,17 @@ def measure(key: str, staging: Path, meta: dict) -> dict:
     ds = versions.load_dataset_version(
         cfg["dataset"], cfg["dataset_fingerprint"], source=cfg["dataset_source"]
     )
-    probs = inference.predict_in_batches(model, ds.x_test)
+    predictor = inference.Predictor(model, average_flips=info.average_flips)
+    probs = inference.predict_in_batches(predictor, ds.x_test)
     ev = evaluation.evaluate_predictions(ds.y_test, probs, ds.class_names)
     correct = int(ev.confusion.trace())
     meta["test_accuracy"] = round(correct / ev.count, 4)
+    answers = "."
+    if info.average_flips:  # the one-view figure too, so the flips' share stays visible
+        one_view = inference.predict_in_batches(inference.Predictor(model), ds.x_test)
+        meta["single_view_accuracy"] = round(float(np.mean(one_view.argmax(1) == ds.y_test)), 4)
+        alone = meta["single_view_accuracy"]
+        answers = f", answering from each image and its mirror ({alone:.2%} from the image alone)."
     meta["test_split"] = {
         "dataset": ds.title,
         "train_images": len(ds.y_train),
@@ -166,7 +176,7 @@ def measure(key: str, staging: Path, meta: dict) -> dict:
         f"The {meta['recipe']['preset']} preset, trained by the lab's engine for "
         f"{meta['epochs']} epochs ({meta['training_minutes']} minutes; {meta['machine']}) on "
         f"the {len(ds.y_train):,} training images of {ds.title}: {correct:,} of its "
-        f"{ev.count:,} test images right ({correct / ev.count:.2%})."
+        f"{ev.count:,} test images right ({correct / ev.count:.2%}){answers}"
     )
     return meta
 
@@ -189,6 +199,26 @@ def install(key: str, staging: Path, meta: dict) -> Path:
     return old
 
 
+def remeasure(key: str) -> int:
+    """Scores the installed model of `key` as the app does now and rewrites its description
+    in one rename; the weights stay as they are."""
+    from cnn_core.models import shipped
+
+    path = shipped.PRETRAINED_DIR / f"{key}.json"
+    meta = measure(key, shipped.PRETRAINED_DIR, shipped.read_description(path))
+    split = meta["test_split"]
+    print(f"{key}: {split['correct']:,} of {split['test_images']:,} right "
+          f"({meta['test_accuracy']:.2%})")  # fmt: skip
+    tmp = path.with_name(f".{key}.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, path)
+    minimum = SHIPPED[key].minimum_accuracy
+    if meta["test_accuracy"] < minimum:
+        print(f"Below {minimum:.1%}: rebuild it (see the top of this script).", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=sorted(SHIPPED))
@@ -196,7 +226,12 @@ def main() -> int:
         "--home", type=Path, help="the lab home to train in (default: a new temporary one)"
     )
     parser.add_argument("--run", help="ship this finished run of --home instead of training")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="score the model already in assets/pretrained/ again (after a "
+                        "change to how the lab predicts) and rewrite its description")  # fmt: skip
     args = parser.parse_args()
+    if args.remeasure:
+        return remeasure(args.dataset)
     if args.run and not args.home:
         parser.error("--run needs the --home it was trained in")
     recipe = SHIPPED[args.dataset]

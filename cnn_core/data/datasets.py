@@ -76,6 +76,9 @@ class _Spec:
     download: Callable[[ProgressFn | None], Path]
     download_hint: str
     ink_on_dark: bool = False
+    # Whole pictures that fill the frame (clothes, photos) rather than drawn digits: an
+    # upload is resized whole, not cut down to its ink and centred like a digit.
+    whole_pictures: bool = True
     titles_by_source: dict[str, str] = field(default_factory=dict)
 
 
@@ -100,6 +103,7 @@ _REGISTRY: dict[str, _Spec] = {
         title="MNIST",
         class_names=MNIST_CLASSES,
         ink_on_dark=True,
+        whole_pictures=False,
         sources=(
             _Source(
                 "keras-cache",
@@ -282,6 +286,16 @@ def dataset_status(name: str) -> list[SourceStatus]:
 def is_available(name: str) -> bool:
     """True when some source of the dataset is ready without a download."""
     return any(s.available for s in dataset_status(name))
+
+
+def holds_digits(name: str) -> bool:
+    """Whether a dataset's images are drawn digits, so that a drawing or an upload is read
+    as MNIST reads a digit (ink cropped, fitted and centred). A learner's own light-on-dark
+    dataset counts as digits (the canvas draws for it); Fashion-MNIST and CIFAR-10 do not.
+    """
+    if name in _REGISTRY:
+        return not _REGISTRY[name].whole_pictures
+    return True
 
 
 def download_hint(name: str) -> str:

@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cnn_core.models import test_time
+
 DEFAULT_BATCH_SIZE = 512  # large enough to amortise the call, small enough for 2 cores' RAM
 RANGE_SLACK = 1e-6  # float inputs may overshoot [0, 1] by rounding, not by more
 
@@ -29,13 +31,18 @@ class Predictor:
     Args:
         model: a built Keras model taking (batch, H, W, C) images in [0, 1].
         from_logits: the model outputs logits; apply a softmax to get probabilities.
+        average_flips: average the probabilities of each image and its mirror image, for a
+            model trained with random flips (see `cnn_core.models.test_time`).
 
     Raises:
         ValueError: the model is not built, or has several inputs or outputs.
     """
 
-    def __init__(self, model: keras.Model, *, from_logits: bool = False) -> None:
+    def __init__(
+        self, model: keras.Model, *, from_logits: bool = False, average_flips: bool = False
+    ) -> None:
         self.model = model
+        self.average_flips = average_flips
         self.image_shape = _image_shape_of(model)
         self.num_classes = int(_single(model.output_shape, "output")[-1])
         self.from_logits = from_logits
@@ -46,6 +53,9 @@ class Predictor:
         self._compiled = forward.get_concrete_function()
 
     def _forward(self, images: tf.Tensor) -> tf.Tensor:
+        return test_time.over_flips(self._probabilities, images, average_flips=self.average_flips)
+
+    def _probabilities(self, images: tf.Tensor) -> tf.Tensor:
         # float32 out even for a mixed-precision (bfloat16) model, so callers get one dtype.
         outputs = tf.cast(self.model(images, training=False), tf.float32)
         return tf.nn.softmax(outputs, axis=-1) if self.from_logits else outputs

@@ -81,7 +81,8 @@ class UploadSteps:
         original: (H0, W0, 3) uint8 RGB, the decoded upload.
         converted: (H0, W0) uint8 grayscale or (H0, W0, 3) uint8 RGB, per the model's
             channels.
-        inverted: MNIST-style only: the image was dark on light and was inverted.
+        inverted: the image was dark on light and was inverted (MNIST-style models, and
+            whole-picture models of light objects on black).
         digit: MNIST-style only: the crop/fit/centre steps; `digit.raw` is the digit's
             ink, light on black, as `separate_ink` found it. None otherwise.
         resized: other models only: the whole image resized to the model's (H, W).
@@ -282,7 +283,11 @@ def _to_model_input(gray: np.ndarray) -> np.ndarray:
 
 
 def prepare_upload(
-    image: Image.Image, input_shape: tuple[int, int, int], mnist_style: bool
+    image: Image.Image,
+    input_shape: tuple[int, int, int],
+    mnist_style: bool,
+    *,
+    light_on_dark: bool = False,
 ) -> UploadSteps:
     """Turn a decoded upload into input for a model, keeping every step.
 
@@ -299,6 +304,9 @@ def prepare_upload(
         image: a Pillow image, e.g. from `decode_image` (any mode is accepted).
         input_shape: the model's (H, W, C) input, C being 1 or 3.
         mnist_style: use the MNIST procedure (needs a (28, 28, 1) input).
+        light_on_dark: a whole-picture grayscale model trained on light objects on black
+            (Fashion-MNIST): a dark-on-light upload (a shoe photographed on a white table)
+            is inverted first, as `has_light_background` judges it.
 
     Returns:
         The UploadSteps.
@@ -317,11 +325,14 @@ def prepare_upload(
         paper = separate_ink(working, inverted)
         digit = prepare_digit(paper.ink)
         return UploadSteps(original, converted, inverted, digit, None, digit.model_input, paper)
+    inverted = light_on_dark and channels == 1 and has_light_background(converted)
+    if inverted:
+        converted = 255 - converted
     resized = _resize_whole(converted, height, width)
     model_input = resized.astype(np.float32) / 255
     if channels == 1:
         model_input = model_input[..., np.newaxis]
-    return UploadSteps(original, converted, False, None, resized, model_input)
+    return UploadSteps(original, converted, inverted, None, resized, model_input)
 
 
 def _check_input_shape(input_shape: tuple[int, ...], mnist_style: bool) -> tuple[int, int, int]:
@@ -336,6 +347,14 @@ def _check_input_shape(input_shape: tuple[int, ...], mnist_style: bool) -> tuple
             f"{shape}. Pass mnist_style=False for this model."
         )
     return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def has_light_background(gray: np.ndarray) -> bool:
+    """Whether a whole picture (an object filling much of the frame) stands on a light
+    background: the median of its outermost rows and columns is above mid-grey. Unlike
+    `is_dark_on_light`, it does not need the object to be a thin minority of the pixels."""
+    edges = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return bool(np.median(edges) > 127)
 
 
 def is_dark_on_light(gray: np.ndarray) -> bool:

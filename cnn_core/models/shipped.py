@@ -27,7 +27,7 @@ from pathlib import Path
 import keras
 
 from cnn_core import settings
-from cnn_core.models import zoo
+from cnn_core.models import test_time, zoo
 from cnn_core.models.input_limits import ModelError
 
 PRETRAINED_DIR = settings.ASSETS_DIR / "pretrained"
@@ -56,6 +56,7 @@ class TrainedModel:
     dataset_fingerprint: str | None = None  # the version of a user dataset a run trained on
     model: str = ""  # the zoo architecture ("" when a run's config does not say)
     description: str = ""  # how a shipped model was made and measured
+    average_flips: bool = False  # answers from each image and its mirror (models.test_time)
 
     @property
     def shipped(self) -> bool:
@@ -77,6 +78,7 @@ def _read(meta_path: Path) -> TrainedModel:
         test_accuracy=accuracy,
         model=meta["config"]["model"],
         description=str(meta.get("description", "")),
+        average_flips=test_time.averages_flips(meta["config"].get("augment_flip")),
     )
 
 

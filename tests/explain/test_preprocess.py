@@ -485,6 +485,39 @@ def test_colour_image_for_a_colour_model_is_resized_whole():
     np.testing.assert_allclose(x[:, -1], [[0, 0, 1]] * 32, atol=0.02)
 
 
+def shoe_on_white() -> np.ndarray:
+    """A dark shoe-like shape photographed on white paper, filling most of the frame."""
+    pixels = np.full((56, 56), 235, np.uint8)
+    pixels[30:48, 6:50] = 40  # sole and body
+    pixels[14:30, 6:24] = 50  # ankle
+    return pixels
+
+
+def test_a_whole_picture_for_a_light_on_dark_model_is_turned_light_on_dark():
+    """Fashion-MNIST's clothes are light on black; a photo of dark cloth on white is not."""
+    steps = prepare_upload(Image.fromarray(shoe_on_white()), (28, 28, 1), mnist_style=False,
+                           light_on_dark=True)  # fmt: skip
+    assert steps.inverted and steps.digit is None and steps.paper is None
+    assert steps.resized.shape == (28, 28)
+    assert steps.resized[20, 14] > 180 and steps.resized[3, 14] < 40  # shoe light, paper dark
+    # Already light on dark (a Fashion-MNIST image itself): left as it is.
+    same = prepare_upload(Image.fromarray(steps.resized), (28, 28, 1), mnist_style=False,
+                          light_on_dark=True)  # fmt: skip
+    assert not same.inverted
+    np.testing.assert_array_equal(same.resized, steps.resized)
+    # A model of dark-on-light pictures, or a colour model, gets the picture unchanged.
+    kept = prepare_upload(Image.fromarray(shoe_on_white()), (28, 28, 1), mnist_style=False)
+    assert not kept.inverted and kept.resized[3, 14] > 200
+
+
+def test_only_digit_datasets_read_uploads_as_digits():
+    from cnn_core.data import datasets
+
+    assert datasets.holds_digits("mnist")
+    assert not datasets.holds_digits("fashion_mnist") and not datasets.holds_digits("cifar10")
+    assert datasets.holds_digits("user:my-letters")  # the canvas draws for light-on-dark ones
+
+
 def test_colour_image_for_a_gray_model_is_converted():
     image = Image.new("RGB", (40, 30), (255, 0, 0))
     steps = prepare_upload(image, (28, 28, 1), mnist_style=False)

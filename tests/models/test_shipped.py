@@ -9,6 +9,7 @@ import pytest
 
 from cnn_core import catalog
 from cnn_core.models import shipped, zoo
+from cnn_core.runs import run_folder
 from tests.factories import TINY_LAYERS
 
 DESCRIBED = ("recipe", "test_split", "epochs", "training_minutes", "machine", "date")
@@ -124,3 +125,23 @@ def test_a_run_is_not_shipped():
     run = catalog.TrainedModel("run:x", "Your run: x", "mnist", (28, 28, 1), ("0", "1"),
                                True, None)  # fmt: skip
     assert not run.shipped and run.model == ""
+
+
+def test_the_models_trained_on_mirrors_answer_from_each_image_and_its_mirror(lab_home):
+    """The CIFAR-10 and Fashion-MNIST models were trained on mirrored images (a mirrored shirt
+    is still a shirt); the MNIST one was not (a mirrored digit is another digit or none)."""
+    flips = {m.dataset: m.average_flips for m in shipped.list_pretrained()}
+    assert flips == {"mnist": False, "fashion_mnist": True, "cifar10": True}
+    assert all(catalog.averages_flips(m.key) == m.average_flips for m in catalog.list_trained())
+
+
+def test_a_finished_run_with_flips_is_listed_as_averaging_them(lab_home):
+    from tests.factories import run_on, save_tiny_dataset
+
+    fingerprint = save_tiny_dataset()
+    plain, flipped = run_on("user:tiny", fingerprint), run_on("user:tiny", fingerprint)
+    config = run_folder.run_paths(flipped).config
+    config.write_text(json.dumps({**json.loads(config.read_text()), "augment_flip": True}))
+    for run_id, expected in ((plain, False), (flipped, True)):
+        assert catalog.averages_flips(catalog.RUN_PREFIX + run_id) is expected
+    assert catalog.averages_flips(catalog.RUN_PREFIX + "no-such-run") is False

@@ -200,18 +200,16 @@ def test_the_shipped_fashion_model_predicts_uploads_without_the_fashion_files(
     assert any("test images are not available" in i.value for i in at.info)  # the gallery
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pages/predict.py gives every 28×28 light-on-dark model the digit procedure "
-    "(ink found, cropped, fitted into 20×20): a Fashion-MNIST T-shirt, pair of trousers, "
-    "pullover or shirt is refused as 'No digit found' instead of read as a whole picture",
-)
 def test_a_fashion_mnist_test_image_uploaded_is_read_as_its_class(lab_home, tmp_path, monkeypatch):
     trousers = fashion_picture(1)
     if trousers is None:
         pytest.skip("no Fashion-MNIST here")
     at = predict_without_fashion_files(monkeypatch, tmp_path, trousers)
     assert [m.value for m in at.metric if m.label == "Prediction"] == ["Trouser"]
+    # The same trousers as a photo of dark cloth on white paper: turned light on dark.
+    at = predict_without_fashion_files(monkeypatch, tmp_path, 255 - trousers)
+    assert [m.value for m in at.metric if m.label == "Prediction"] == ["Trouser"]
+    assert any("turned light on dark" in m.value for m in at.markdown)
 
 
 def test_an_unavailable_dataset_says_how_to_get_it_not_only_to_train(

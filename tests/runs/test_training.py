@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from cnn_core import settings
+from cnn_core.data import versions
 from cnn_core.runs import (
     checkpointing,
     metrics_log,
@@ -227,3 +228,25 @@ def test_adamw_shrinks_each_weight_by_learning_rate_times_its_decay():
     # A zero gradient moves Adam by nothing: what is left is the decoupled decay alone.
     expected = 2.0 * (1 - 0.01 * training.ADAMW_WEIGHT_DECAY)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), expected, rtol=1e-6)
+
+
+def test_a_run_trained_with_flips_is_scored_on_each_image_and_its_mirror(tiny):
+    run_id = new_run(epochs=1, augment_flip=True)
+    assert training.train_run(run_id) == 0
+    evaluation = store.read_evaluation(run_id)
+    assert evaluation["test_time_flips"] is True
+    model = keras.saving.load_model(run_folder.run_paths(run_id).model, compile=False)
+    cfg = store.read_config(run_id)
+    data = versions.load_dataset_version(cfg.dataset, cfg.dataset_fingerprint)
+    probs = (model.predict(data.x_test / 255, verbose=0) +
+             model.predict(data.x_test[:, :, ::-1] / 255, verbose=0)) / 2  # fmt: skip
+    assert evaluation["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == data.y_test))
+    single = model.predict(data.x_test / 255, verbose=0).argmax(1)
+    assert evaluation["single_view_accuracy"] == pytest.approx(np.mean(single == data.y_test))
+    assert "test_time_flips" not in store.read_evaluation(train_plain_run())
+
+
+def train_plain_run() -> str:
+    run_id = new_run(epochs=1)
+    assert training.train_run(run_id) == 0
+    return run_id
