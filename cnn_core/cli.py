@@ -388,6 +388,74 @@ def _matrix_text(matrix, names) -> str:
     return "\n".join(lines)
 
 
+TERMS_SHOWN = 12  # the text form lists the largest terms; --json gives every one
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnn_core import catalog
+    from cnn_core.data import decoding
+    from cnn_core.explain import preprocess, units
+
+    model = _find_model(args.model)
+    path = Path(args.image)
+    try:
+        image = decoding.decode_image(path.read_bytes(), path.name)
+    except OSError as exc:
+        raise CliError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
+    except decoding.ImageRejected as exc:
+        raise CliError(str(exc)) from exc
+    steps = preprocess.prepare_upload_for(image, model)
+    if steps.no_digit is not None:
+        raise CliError(f"{path.name}: {steps.no_digit.message}")
+    try:
+        keras_model = catalog.load_trained(model.key)
+    except catalog.TrainedModelError as exc:
+        raise CliError(str(exc)) from exc
+    trace = units.trace_layers(keras_model, steps.model_input)
+    if args.layer is None:
+        layers = units.list_layers(keras_model)
+        if args.json:
+            print(json.dumps([{"name": i.name, "type": i.type, "output_shape": list(i.output_shape)}
+                              for i in layers], indent=2))  # fmt: skip
+            return EXIT_OK
+        width = max(len(i.name) for i in layers)
+        print(f"{model.label} ({model.key}) on {path.name}:")
+        for i in layers:
+            print(f"  {i.name:<{width}}  {i.type:<32}  {'×'.join(map(str, i.output_shape))}")
+        print("Explain one unit: --layer NAME --unit ROW COL CHANNEL (a dense layer: --unit INDEX)")
+        return EXIT_OK
+    if not args.unit:
+        raise CliError("--layer needs --unit: ROW COL CHANNEL of a map, or INDEX of a vector.")
+    found = units.explain_unit(keras_model, steps.model_input, args.layer, args.unit, trace=trace)
+    if args.json:
+        print(json.dumps(found.to_json(), indent=2))
+        return EXIT_OK
+    print(_explanation_text(found))
+    return EXIT_OK
+
+
+def _explanation_text(found) -> str:
+    top, left, bottom, right = found.receptive_field
+    lines = [
+        f"{found.layer} ({found.layer_type}), unit {tuple(found.unit)}",
+        f"receptive field: input rows {top}..{bottom}, columns {left}..{right}",
+    ]
+    if found.terms:
+        shown = sorted(found.terms, key=lambda t: -abs(t.get("product", t["input"])))
+        lines.append(f"terms ({len(found.terms)}; the {min(TERMS_SHOWN, len(shown))} largest):")
+        for term in shown[:TERMS_SHOWN]:
+            lines.append("  " + ", ".join(f"{k} {_number(v)}" for k, v in term.items()))
+    lines += [f"  {step.text} = {step.value:.6g}" for step in found.steps]
+    lines.append(f"value: {found.value:.6g} (the model computed {found.activation:.6g})")
+    return "\n".join(lines)
+
+
+def _number(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     return jobs.run_worker(args.run_id)
 
@@ -466,6 +534,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "model's classes")  # fmt: skip
     p.add_argument("--json", action="store_true", help="the scores as JSON")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("explain", help="every number behind one unit of a trained model "
+                       "for one image; without --layer, the model's layers")  # fmt: skip
+    p.add_argument("model", help="a run id, a shipped model's name or a key from `models`")
+    p.add_argument("image", help="an image file, read as the Predict page's Upload tab reads it")
+    p.add_argument("--layer", help="the layer's name (list them without --layer)")
+    p.add_argument("--unit", type=int, nargs="+", metavar="N",
+                   help="ROW COL CHANNEL of a map, or INDEX of a vector")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="JSON instead of text")
+    p.set_defaults(func=cmd_explain)
     p = sub.add_parser("download", help="download a dataset's official files")
     p.add_argument("dataset")
     p.set_defaults(func=cmd_download)

@@ -8,7 +8,7 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from cnn_core import catalog
-from cnn_core.data import datasets, decoding
+from cnn_core.data import decoding
 from cnn_core.explain import inference, preprocess
 from cnn_core.models import test_time
 from pages import _session as session
@@ -42,11 +42,7 @@ try:
 except catalog.TrainedModelError as exc:
     st.error(str(exc))
     st.stop()
-mnist_style = (
-    choice.ink_on_dark
-    and tuple(choice.input_shape) == (28, 28, 1)
-    and datasets.holds_digits(choice.dataset)
-)
+mnist_style = preprocess.reads_digits(choice)
 
 
 def step_picture(pixels: np.ndarray) -> Image.Image:
@@ -148,7 +144,7 @@ def draw_panel(choice, predictor, mnist_style: bool) -> None:
 
 
 @st.fragment
-def upload_panel(choice, predictor, mnist_style: bool) -> None:
+def upload_panel(choice, predictor) -> None:
     files = st.file_uploader(
         "Images (PNG, JPEG, GIF, BMP, WebP)",
         type=UPLOAD_TYPES,
@@ -159,9 +155,7 @@ def upload_panel(choice, predictor, mnist_style: bool) -> None:
         with st.container(border=True):
             try:
                 image = decoding.decode_image(file.getvalue(), file.name)
-                steps = preprocess.prepare_upload(
-                    image, choice.input_shape, mnist_style, light_on_dark=choice.ink_on_dark
-                )
+                steps = preprocess.prepare_upload_for(image, choice)
             except decoding.ImageRejected as exc:
                 st.error(str(exc))
                 continue
@@ -239,6 +233,6 @@ draw_tab, upload_tab, gallery_tab = st.tabs(["Draw", "Upload", "Test gallery"])
 with draw_tab:
     draw_panel(choice, predictor, mnist_style)
 with upload_tab:
-    upload_panel(choice, predictor, mnist_style)
+    upload_panel(choice, predictor)
 with gallery_tab:
     gallery_panel(choice, predictor)

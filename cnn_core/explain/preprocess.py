@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage  # installed with scikit-learn, which requires it
 
+from cnn_core.data import datasets
 from cnn_core.data.decoding import LUMA, normalize_mode
 from cnn_core.explain.photos import (
     WORK_SIDE,
@@ -333,6 +334,24 @@ def prepare_upload(
     if channels == 1:
         model_input = model_input[..., np.newaxis]
     return UploadSteps(original, converted, inverted, None, resized, model_input)
+
+
+def reads_digits(model) -> bool:
+    """Whether a trained model (a catalog `TrainedModel`) reads drawings and uploads as
+    MNIST reads a digit: a 28×28 light-on-dark model of a dataset of digits."""
+    return (
+        bool(model.ink_on_dark)
+        and tuple(model.input_shape) == (MNIST_SIZE, MNIST_SIZE, 1)
+        and datasets.holds_digits(model.dataset)
+    )
+
+
+def prepare_upload_for(image: Image.Image, model) -> UploadSteps:
+    """`prepare_upload` with the procedure a trained model (a `TrainedModel`) needs: the
+    Predict page's Upload tab and `python -m cnn_core explain` both use it."""
+    return prepare_upload(
+        image, tuple(model.input_shape), reads_digits(model), light_on_dark=model.ink_on_dark
+    )
 
 
 def _check_input_shape(input_shape: tuple[int, ...], mnist_style: bool) -> tuple[int, int, int]:
