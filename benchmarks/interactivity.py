@@ -1,4 +1,5 @@
-"""How quickly the lab answers a learner: canvas → probabilities, confusion matrix, feature maps.
+"""How quickly the lab answers a learner: canvas → probabilities, confusion matrix, feature
+maps, and Inspect's whole-network view (overview of a new image, one unit explained).
 
     .venv/bin/python benchmarks/interactivity.py [--repeats 100]
 
@@ -19,7 +20,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cnn_core.data import datasets  # noqa: E402
-from cnn_core.explain import evaluation, inference, inspection, preprocess  # noqa: E402
+from cnn_core.explain import (  # noqa: E402
+    evaluation,
+    inference,
+    inspection,
+    network_pictures,
+    preprocess,
+    units,
+)
 from cnn_core.models import shipped  # noqa: E402
 
 CANVAS = 280
@@ -90,6 +98,41 @@ def main() -> None:
             "< 3,000 ms",
         )
     )
+    for key in ("mnist", "cifar10"):
+        explain_rows(key, args.repeats // 5 or 1)
+
+
+def explain_rows(key: str, repeats: int) -> None:
+    """Inspect's whole-network tab: the overview of a new image (every layer's output and
+    its pictures) and one unit's explanation, for a shipped model."""
+    info = shipped.list_pretrained(key)[0]
+    model = shipped.load_pretrained(info)
+    images = datasets.load_dataset(key).x_test[:16].astype(np.float32) / 255.0
+    counter = iter(range(10**9))
+
+    def overview() -> dict:
+        trace = units.trace_layers(model, images[next(counter) % len(images)])
+        for values in trace.values():
+            if values.ndim == 3:
+                network_pictures.maps_strip(values, 0, 8, 64)
+            else:
+                network_pictures.vector_strip(values, 8)
+        return trace
+
+    trace = overview()
+    image = images[(next(counter) - 1) % len(images)]
+    convs = [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    dense = model.layers[-1].name
+    print(row(f"{key}: overview of a new image (all layers traced and drawn)",
+              timed(overview, repeats), "≤ 1,000 ms"))  # fmt: skip
+    for layer, unit in ((convs[-1], (1, 1, 0)), (dense, (0,))):
+        samples = timed(
+            lambda layer=layer, unit=unit: units.explain_unit(
+                model, image, layer, unit, trace=trace
+            ),
+            repeats,
+        )
+        print(row(f"{key}: explain one unit of {layer}", samples, "≤ 300 ms"))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ LATEST_IMAGE = "inspect_input"  # (description, model input) of the latest drawi
 INSPECT_MODEL = "inspect_model"  # its model chooser
 INSPECT_SOURCE = "inspect_source"  # the drawing or a test image
 INSPECT_SOURCE_TEST = "test"
+INSPECT_SOURCE_DRAWING = "drawing"
 INSPECT_TAB = "inspect_tab"
 INSPECT_SALIENCY_TAB = "Saliency and Grad-CAM"  # the tab Evaluate opens
+INSPECT_NETWORK_TAB = "The whole network"  # the tab Predict and Learn open
 INSPECT_EPOCH = "inspect_epoch"  # replay slider: inspect_epoch-<model key>
 INSPECT_PATTERNS_DONE = "inspect_am_done"  # activation maximisations asked for
 
@@ -111,6 +113,16 @@ def open_test_image_in_inspect(model_key: str, dataset: str, index: int, epoch: 
     st.session_state[INSPECT_TAB] = INSPECT_SALIENCY_TAB
     if epoch is not None:
         st.session_state[epoch_key(INSPECT_EPOCH, model_key)] = epoch
+
+
+def open_network_in_inspect(model_key: str | None) -> None:
+    """Predict or Learn → Inspect: the whole network, on the latest drawing or upload when
+    there is one (else a test image), for this model (None: the one Inspect had)."""
+    if model_key is not None:
+        st.session_state[INSPECT_MODEL] = model_key
+    drawn = latest_image() is not None
+    st.session_state[INSPECT_SOURCE] = INSPECT_SOURCE_DRAWING if drawn else INSPECT_SOURCE_TEST
+    st.session_state[INSPECT_TAB] = INSPECT_NETWORK_TAB
 
 
 def set_flash(kind: str, message: str, tables: list) -> None:

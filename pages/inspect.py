@@ -1,4 +1,5 @@
-"""Inspect: look inside a trained model at one image: filters, feature maps, saliency, Grad-CAM."""
+"""Inspect: look inside a trained model at one image: the whole network and every number behind
+one unit, filters, feature maps, saliency, Grad-CAM."""
 
 import numpy as np
 import streamlit as st
@@ -7,6 +8,7 @@ from cnn_core import catalog
 from cnn_core.explain import attribution, conv_plots, inspection, maximization, plots
 from cnn_core.models import summaries
 from pages import _session as session
+from pages._network import network_view
 from pages._shared import (
     choose_epoch,
     load_chosen_dataset,
@@ -21,8 +23,14 @@ MAX_FILTERS = 64
 MAX_MAPS = 32
 HEAT_ALPHA = 0.5
 UNLIKELY = 0.01  # below 1% the model sees almost nothing of a class: its maps are faint guesses
-TABS = ["Filters", "Feature maps", session.INSPECT_SALIENCY_TAB, "What a filter looks for"]
-DRAWING, TEST = "drawing", session.INSPECT_SOURCE_TEST
+TABS = [
+    session.INSPECT_NETWORK_TAB,
+    "Filters",
+    "Feature maps",
+    session.INSPECT_SALIENCY_TAB,
+    "What a filter looks for",
+]
+DRAWING, TEST = session.INSPECT_SOURCE_DRAWING, session.INSPECT_SOURCE_TEST
 EPOCH_CAPTION = (
     "Every view below shows the model as it was after this epoch. Slide back to "
     "0, before training: the filters start as noise and take shape as the model learns."
@@ -406,20 +414,20 @@ with st.container(border=True):
         caption=f"{described}: the model says {choice.class_names[best]} ({probs[best]:.1%})",
     )
 
-if not inspection.conv_layers(model):
-    st.info("This model has no convolution layers, so there are no filters or maps to show.")
-    st.stop()
-
 tabs = st.tabs(TABS, key=session.INSPECT_TAB, on_change="rerun")
 if tabs[0].open:
     with tabs[0]:
-        filters_view(choice, model, epoch)
-if tabs[1].open:
-    with tabs[1]:
-        feature_maps_view(choice, model, epoch, x)
-if tabs[2].open:
-    with tabs[2]:
-        saliency_view(choice, model, epoch, x, probs)
-if tabs[3].open:
-    with tabs[3]:
-        pattern_view(choice, model, epoch)
+        network_view(choice, model, epoch, x)
+views = (
+    lambda: filters_view(choice, model, epoch),
+    lambda: feature_maps_view(choice, model, epoch, x),
+    lambda: saliency_view(choice, model, epoch, x, probs),
+    lambda: pattern_view(choice, model, epoch),
+)
+for tab, view in zip(tabs[1:], views, strict=True):
+    if tab.open:
+        with tab:
+            if inspection.conv_layers(model):
+                view()
+            else:
+                st.info("This model has no convolution layers, so there are no filters or maps.")

@@ -284,6 +284,17 @@ def render() -> None:
         )
     show_steps(result)
     show_pooling(result)
+    st.divider()
+    st.markdown(
+        "**The same on your own network.** Inspect's *The whole network* tab runs your "
+        "drawing through a trained network and shows, for any unit of any layer, this very "
+        "arithmetic with the network's own numbers: the patch it saw, the filter, the "
+        "products, their sum, the bias and the activation."
+    )
+    if st.button("The same on a trained network", icon=":material/visibility:",
+                 key="learn_to_network"):  # fmt: skip
+        session.open_network_in_inspect(None)
+        st.switch_page("pages/inspect.py")
 
 
 render()

@@ -95,6 +95,15 @@ def show_prediction(probs: np.ndarray, class_names, average_flips: bool = False)
     probability_chart(probs, class_names)
 
 
+def look_inside_button(choice, label: str, key: str) -> None:
+    """To Inspect's whole-network view, on this very image (the latest one kept)."""
+    if st.button(label, icon=":material/visibility:", key=key,
+                 help="Every layer of the network at work on it, and every number behind "
+                 "any unit"):  # fmt: skip
+        session.open_network_in_inspect(choice.key)
+        st.switch_page("pages/inspect.py")
+
+
 # Each tab is a fragment: a stroke, an upload or a shuffle reruns its own tab, not the page
 # (the model chooser, the sidebar, the other tabs' images). With a classroom drawing at once
 # that is most of the server's work per stroke (RELIABILITY.md).
@@ -133,6 +142,7 @@ def draw_panel(choice, predictor, mnist_style: bool) -> None:
         show_prediction(predictor.predict_proba(steps.model_input)[0], choice.class_names)
         # The Inspect page looks inside the network for this same drawing.
         session.keep_latest_image("your drawing", steps.model_input)
+        look_inside_button(choice, "Look inside this drawing", "look_inside_drawing")
     st.markdown(
         "**What the model receives**: like MNIST's own digits, your drawing is cropped to its "
         "ink, fitted into 20×20 keeping its shape, then centred by its centre of mass in 28×28."
@@ -151,7 +161,7 @@ def upload_panel(choice, predictor) -> None:
         accept_multiple_files=True,
         key="uploads",
     )
-    for file in files or []:
+    for number, file in enumerate(files or []):
         with st.container(border=True):
             try:
                 image = decoding.decode_image(file.getvalue(), file.name)
@@ -166,6 +176,7 @@ def upload_panel(choice, predictor) -> None:
                 continue
             probs = predictor.predict_proba(steps.model_input)[0]
             session.keep_latest_image(file.name, steps.model_input)
+            look_inside_button(choice, "Look inside for this image", f"look_inside-{number}")
             left, right = st.columns([1, 1])
             with left:
                 show_prediction(probs, choice.class_names, predictor.average_flips)

@@ -174,6 +174,12 @@ def _inputs_of(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
     return [t._keras_history.operation for t in tensors]
 
 
+def reads_the_image(model: keras.Model, layer_name: str) -> bool:
+    """Whether a layer's input is the image itself (its input maps are the colour channels)."""
+    sources = _inputs_of(_layer_of(model, layer_name))
+    return len(sources) == 1 and isinstance(sources[0], keras.layers.InputLayer)
+
+
 def _layer_of(model: keras.Model, name: str) -> keras.layers.Layer:
     try:
         return model.get_layer(name)

@@ -1,6 +1,7 @@
 """The Inspect page through AppTest, with the shipped MNIST model and a tiny run of three epochs."""
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.data import datasets
@@ -48,7 +49,7 @@ def one_stroke() -> np.ndarray:
 
 
 def test_filters_of_every_conv_layer_with_a_switchable_colour_scale(lab_home):
-    at = open_page("inspect")
+    at = open_page("inspect", inspect_tab="Filters")
     assert download_keys(at, "png-filters-") == [f"png-filters-{n}" for n in CONV_LAYERS]
     headings = [m.value for m in at.markdown if m.value.startswith("**conv")]
     assert sorted(h.split("**")[1] for h in headings) == CONV_LAYERS
@@ -133,7 +134,7 @@ def test_a_dataset_without_models_shows_a_message(tiny):
 
 
 def test_replay_shows_each_epoch_of_a_run(replay_run):
-    at = open_page("inspect", f"{USER_PREFIX}tiny")
+    at = open_page("inspect", f"{USER_PREFIX}tiny", inspect_tab="Filters")
     key = f"run:{replay_run}"
     assert at.selectbox(key="inspect_model").value == key
     slider = at.select_slider(key=f"inspect_epoch-{key}")
@@ -196,3 +197,93 @@ def test_a_flat_feature_map_says_so_instead_of_a_scale_from_0_to_0(lab_home):
     # map 0 does not.
     scale = next(c.value for c in at.caption if c.value.startswith("conv1, map 14"))
     assert "everywhere, so it is one flat colour" in scale
+
+
+# ---------------------------------------------------------------- the whole network
+
+
+def shipped_model_and_test_image(dataset: str, index: int):
+    import keras
+
+    from cnn_core import catalog
+
+    model = catalog.load_trained(f"pretrained:{dataset}")
+    x = datasets.load_dataset(dataset).x_test[index].astype(np.float32) / 255.0
+    taps = keras.Model(model.inputs, [layer.output for layer in model.layers[1:]])
+    outputs = {layer.name: np.asarray(out[0], np.float64)
+               for layer, out in zip(model.layers[1:], taps.predict(x[None], verbose=0),
+                                     strict=True)}  # fmt: skip
+    return model, outputs
+
+
+def metric(at: AppTest, label: str) -> float:
+    (value,) = [m.value for m in at.metric if m.label == label]
+    return float(value)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "cifar10"])
+def test_the_whole_network_and_one_unit_for_every_shipped_model(lab_home, dataset):
+    if not datasets.is_available(dataset):
+        pytest.skip(f"no {dataset} here")
+    key = f"pretrained:{dataset}"
+    model, outputs = shipped_model_and_test_image(dataset, 4)
+    at = open_page("inspect", dataset, **{f"inspect_index-{dataset}": 4})
+    assert not at.exception and not at.error
+    # One row per layer, from the input to the probabilities.
+    rows = [m.value.split("**")[1] for m in at.markdown if m.value.startswith("**")
+            and "  \n" in m.value]  # fmt: skip
+    assert rows == [layer.name for layer in model.layers]
+    convs = [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    last_conv = convs[-1]
+    at.selectbox(key=f"unit_layer-{key}").set_value(last_conv).run()
+    at.number_input(key=f"unit_channel-{key}-{last_conv}").set_value(3).run()
+    at.number_input(key=f"unit_row-{key}-{last_conv}").set_value(1).run()
+    at.number_input(key=f"unit_col-{key}-{last_conv}").set_value(2).run()
+    assert not at.exception
+    expected = outputs[last_conv][1, 2, 3]
+    assert metric(at, "The network's own value") == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    assert metric(at, "Computed here, step by step") == pytest.approx(expected, rel=1e-3, abs=1e-4)
+    assert any(c.value.startswith("✓ The same number") for c in at.caption)
+    assert any(c.value.startswith("Receptive field: rows") for c in at.caption)
+    # The output layer: the probability of a class, through the softmax.
+    output = model.layers[-1].name
+    at.selectbox(key=f"unit_layer-{key}").set_value(output).run()
+    best = int(np.argmax(outputs[output]))
+    at.selectbox(key=f"unit_index-{key}-{output}").set_value(best).run()
+    assert metric(at, "Computed here, step by step") == pytest.approx(
+        outputs[output][best], abs=1e-4
+    )
+    assert any(str(row).startswith("softmax") for row in at.dataframe[-1].value["step"])
+
+
+def number_input_value(page, label_start: str) -> int:
+    box = page.locator("[data-testid='stNumberInput']").filter(has_text=label_start).first
+    return int(box.locator("input").input_value())
+
+
+@pytest.mark.browser
+def test_clicking_a_pixel_of_a_map_in_chromium_explains_that_unit(app_server, page):
+    """The map chart's own selection event chooses the unit; the value shown is the
+    network's activation there, and the step-by-step value equals it."""
+    page.goto(app_server["url"] + "/inspect")
+    page.get_by_text("Every number behind one unit").wait_for(timeout=60_000)
+    before = (number_input_value(page, "Row ("), number_input_value(page, "Column ("))
+    chart = page.locator("[data-testid='stVegaLiteChart']").last
+    chart.scroll_into_view_if_needed()
+    box = chart.locator("canvas, svg").first.bounding_box()
+    # Well inside the plot, away from the strongest unit chosen at first (and the axes).
+    for fx, fy in ((0.25, 0.2), (0.7, 0.7)):
+        page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+        page.wait_for_timeout(1500)
+        after = (number_input_value(page, "Row ("), number_input_value(page, "Column ("))
+        if after != before:
+            break
+    assert after != before, "a click on the map did not choose a unit"
+    channel = number_input_value(page, "Map (")
+    values = page.locator("[data-testid='stMetric'] [data-testid='stMetricValue']")
+    page.get_by_text("✓ The same number").wait_for()
+    computed, own = (float(values.nth(i).inner_text()) for i in range(2))
+    _, outputs = shipped_model_and_test_image("mnist", 0)
+    expected = outputs[CONV_LAYERS[0]][after[0], after[1], channel]
+    assert own == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    assert computed == pytest.approx(own, rel=1e-4, abs=1e-5)

@@ -195,3 +195,13 @@ def test_the_image_editor_keeps_decimals(at):
     at.session_state["learn_image"] = edit({0: {"1": 2.5}})
     at.run()
     assert output_table(at).iloc[0, 0] == -5.5  # 2.5·1 instead of 3·1
+
+
+def test_the_toy_example_leads_to_the_same_arithmetic_on_a_trained_network(lab_home):
+    from tests.factories import open_page
+
+    at = open_page("learn")
+    at.button(key="learn_to_network").click().run()
+    assert not at.exception
+    assert at.session_state["inspect_tab"] == "The whole network"
+    assert any(s.value == "Every number behind one unit" for s in at.subheader)

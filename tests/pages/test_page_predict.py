@@ -372,3 +372,16 @@ def test_every_gallery_tile_is_the_same_size_in_chromium(app_server, page):
     sizes = {(round(b["width"]), round(b["height"])) for b in
              (images.nth(i).bounding_box() for i in range(16))}  # fmt: skip
     assert sizes == {(84, 84)}, sizes
+
+
+def test_look_inside_an_upload_opens_the_whole_network_on_that_image(lab_home):
+    paper = digit_one_png(ink=(20, 20, 20, 255), paper=(250, 250, 250, 255))
+    at = upload(open_page("predict"), ("one.png", paper))
+    kept_name, _ = at.session_state["inspect_input"]
+    at.button(key="look_inside-0").click().run()
+    assert not at.exception
+    assert at.session_state["inspect_tab"] == "The whole network"
+    assert at.radio(key="inspect_source").value == "drawing"
+    assert any(c.startswith(f"your image ({kept_name})") for img in at.get("image")
+               for c in img.captions)  # fmt: skip
+    assert any(s.value == "Every number behind one unit" for s in at.subheader)
