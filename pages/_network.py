@@ -235,11 +235,34 @@ def unit_detail(choice, model, layers, trace, x) -> None:
     )
     terms_view(found, units.reads_the_image(model, layer) and x.shape[-1] == 3)
     st.markdown("**The steps**")
+    steps_table([(found.layer, s) for s in found.steps], f"unit_steps-{choice.key}")
+    if found.layer_type in ("convolution", "dense"):
+        following_view(choice, model, x, found, trace)
+
+
+def steps_table(steps: list[tuple[str, units.Step]], key: str) -> None:
     st.dataframe(
-        pd.DataFrame([{"step": s.text, "value": s.value} for s in found.steps]),
+        pd.DataFrame([{"layer": layer, "step": s.text, "value": s.value} for layer, s in steps]),
         hide_index=True,
         column_config={"value": st.column_config.NumberColumn(format="%.6g")},
-        key=f"unit_steps-{choice.key}",
+        key=key,
+    )
+
+
+def following_view(choice, model, x, found: units.UnitExplanation, trace) -> None:
+    """The same unit through the batch norm and activation layers that follow it."""
+    chain = units.elementwise_chain(model, found.layer)
+    if not chain:
+        return
+    then = [units.explain_unit(model, x, name, found.unit, trace=trace) for name in chain]
+    st.markdown(
+        f"**Then {', '.join(chain)}** change this value on its own, before the next layer reads it:"
+    )
+    steps_table([(e.layer, s) for e in then for s in e.steps], f"unit_then-{choice.key}")
+    last = then[-1]
+    st.caption(
+        f"{last.value:.6g}: the value in {last.layer}'s map (the network's own: "
+        f"{last.activation:.6g})."
     )
 
 

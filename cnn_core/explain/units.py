@@ -174,6 +174,21 @@ def _inputs_of(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
     return [t._keras_history.operation for t in tensors]
 
 
+def elementwise_chain(model: keras.Model, layer_name: str) -> list[str]:
+    """The layers right after `layer_name` that change each value on its own (batch norm,
+    activations, dropout), as long as each is the only reader of the layer before: a
+    convolution's unit goes on through them to the value its batch norm and ReLU make."""
+    names: list[str] = []
+    layer = _layer_of(model, layer_name)
+    while len(layer._outbound_nodes) == 1:
+        following = layer._outbound_nodes[0].operation
+        if type(following).__name__ not in ELEMENTWISE or following not in model.layers:
+            break
+        names.append(following.name)
+        layer = following
+    return names
+
+
 def reads_the_image(model: keras.Model, layer_name: str) -> bool:
     """Whether a layer's input is the image itself (its input maps are the colour channels)."""
     sources = _inputs_of(_layer_of(model, layer_name))

@@ -226,3 +226,21 @@ def test_the_input_layer_is_not_a_computation():
     model = hand_model()
     with pytest.raises(units.UnitError, match="the image itself"):
         units.explain_unit(model, np.zeros((10, 10, 1)), model.layers[0].name, (0, 0, 0))
+
+
+def test_a_unit_goes_on_through_the_batch_norm_and_activation_after_it():
+    (info,) = shipped.list_pretrained("mnist")
+    model = shipped.load_pretrained(info)
+    assert units.elementwise_chain(model, "conv1") == ["bn1"]
+    assert units.elementwise_chain(model, "pool1") == ["dropout1"]
+    assert units.elementwise_chain(model, "predictions") == []
+    keras.utils.set_random_seed(0)
+    vgg = zoo.build_model("vgg_like_bn", (32, 32, 3), 10)
+    first = vgg.layers[1].name
+    kinds = [type(vgg.get_layer(n)).__name__ for n in units.elementwise_chain(vgg, first)]
+    assert kinds == ["ReLU", "BatchNormalization"]
+    # A residual block's convolution feeds an addition, not a chain.
+    resnet = zoo.build_model("resnet", (32, 32, 3), 10)
+    for layer in resnet.layers:
+        for name in units.elementwise_chain(resnet, layer.name):
+            assert type(resnet.get_layer(name)).__name__ in units.ELEMENTWISE

@@ -6,6 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from cnn_core.data import datasets
 from cnn_core.data.dataset import USER_PREFIX
+from cnn_core.explain import units
 from cnn_core.runs import run_folder
 from tests.factories import open_page
 
@@ -245,6 +246,12 @@ def test_the_whole_network_and_one_unit_for_every_shipped_model(lab_home, datase
     assert metric(at, "Computed here, step by step") == pytest.approx(expected, rel=1e-3, abs=1e-4)
     assert any(c.value.startswith("✓ The same number") for c in at.caption)
     assert any(c.value.startswith("Receptive field: rows") for c in at.caption)
+    then = units.elementwise_chain(model, last_conv)
+    if then:  # the unit goes on through the batch norm after it, to that layer's value
+        table = [d.value for d in at.dataframe if "layer" in d.value.columns][-1]
+        assert list(table["layer"].unique()) == then
+        assert table["value"].iloc[-1] == pytest.approx(outputs[then[-1]][1, 2, 3], rel=1e-3,
+                                                         abs=1e-4)  # fmt: skip
     # The output layer: the probability of a class, through the softmax.
     output = model.layers[-1].name
     at.selectbox(key=f"unit_layer-{key}").set_value(output).run()
