@@ -180,11 +180,14 @@ def choose_unit(choice, layers, trace) -> tuple[str, tuple[int, ...]]:
                          format_func=lambda n: f"{n} ({types[n]})")  # fmt: skip
     values = trace[layer]
     if values.ndim == 1:
-        last = layer == names[-1]
-        index = st.selectbox(
-            "Unit", range(len(values)), key=f"unit_index-{choice.key}-{layer}",
-            format_func=lambda i: f"{i}: {choice.class_names[i]}" if last else str(i),
-        )  # fmt: skip
+        key = f"unit_index-{choice.key}-{layer}"
+        if layer == names[-1] and len(values) == len(choice.class_names):
+            index = st.selectbox("Class", range(len(values)), key=key,
+                                 format_func=lambda i: f"{i}: {choice.class_names[i]}")  # fmt: skip
+        else:  # a long vector (a flattened map): a number, not a list of thousands
+            if key not in st.session_state:
+                st.session_state[key] = int(np.argmax(values))
+            index = st.number_input(f"Unit (0 to {len(values) - 1})", 0, len(values) - 1, key=key)
         return layer, (int(index),)
     row_key, col_key, channel_key, chart_key = _row_col_keys(choice, layer)
     height, width, channels = values.shape
