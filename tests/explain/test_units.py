@@ -244,3 +244,23 @@ def test_a_unit_goes_on_through_the_batch_norm_and_activation_after_it():
     for layer in resnet.layers:
         for name in units.elementwise_chain(resnet, layer.name):
             assert type(resnet.get_layer(name)).__name__ in units.ELEMENTWISE
+
+
+@pytest.mark.parametrize("mixed_precision", [False, True])
+def test_a_run_trained_by_the_engine_explains_every_layer(tiny, mixed_precision):
+    """The model a worker saved after training, in float32 or mixed bfloat16 (where the
+    convolutions compute in bfloat16 and the softmax in float32)."""
+    from cnn_core.runs import run_config, run_folder, store, training
+    from tests.factories import tiny_config
+
+    layers = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "batchnorm"},
+              {"type": "maxpool"}, {"type": "dropout", "rate": 0.2}, {"type": "flatten"},
+              {"type": "dense", "units": 8}]  # fmt: skip
+    cfg = tiny_config(epochs=1, layers=layers, mixed_precision=mixed_precision)
+    run_id = store.create_run(run_config.validate_config(cfg))
+    assert training.train_run(run_id) == 0
+    model = keras.saving.load_model(run_folder.run_paths(run_id).model, compile=False)
+    policy = "mixed_bfloat16" if mixed_precision else "float32"
+    assert model.get_layer("conv1").dtype_policy.name == policy
+    image = np.random.default_rng(10).random((12, 12, 1), dtype=np.float32)
+    assert_every_layer_explained(model, image, per_layer=4)
