@@ -166,12 +166,18 @@ def test_the_receptive_field_is_where_the_gradient_of_the_unit_is_not_zero():
         assert units.receptive_field(model, "c2", unit) == expected
 
 
-def test_a_residual_unit_adds_its_two_branches():
+def first_layer_of(name: str, kind: type, seed: int):
+    """A CIFAR-sized zoo network with learnt-looking statistics, a random photo, every
+    layer's output for it, and the network's first layer of `kind`."""
     keras.utils.set_random_seed(0)
-    model = with_learnt_statistics(zoo.build_model("resnet", (32, 32, 3), 10))
-    image = np.random.default_rng(8).random((32, 32, 3), dtype=np.float32)
-    trace = units.trace_layers(model, image)
-    add = next(layer for layer in model.layers if isinstance(layer, keras.layers.Add))
+    model = with_learnt_statistics(zoo.build_model(name, (32, 32, 3), 10))
+    image = np.random.default_rng(seed).random((32, 32, 3), dtype=np.float32)
+    layer = next(layer for layer in model.layers if isinstance(layer, kind))
+    return model, image, units.trace_layers(model, image), layer
+
+
+def test_a_residual_unit_adds_its_two_branches():
+    model, image, trace, add = first_layer_of("resnet", keras.layers.Add, seed=8)
     e = units.explain_unit(model, image, add.name, (4, 9, 2), trace=trace)
     branches = [t["from"] for t in e.terms]
     assert len(branches) == 2
@@ -184,11 +190,7 @@ def test_a_residual_unit_adds_its_two_branches():
 
 
 def test_batch_norm_uses_the_layers_own_statistics():
-    keras.utils.set_random_seed(0)
-    model = with_learnt_statistics(zoo.build_model("vgg_like_bn", (32, 32, 3), 10))
-    image = np.random.default_rng(9).random((32, 32, 3), dtype=np.float32)
-    trace = units.trace_layers(model, image)
-    bn = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    model, image, trace, bn = first_layer_of("vgg_like_bn", keras.layers.BatchNormalization, seed=9)
     source = units._inputs_of(bn)[0].name
     v = float(trace[source][3, 4, 5])
     mean, var = bn.moving_mean.numpy()[5], bn.moving_variance.numpy()[5]
