@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
-from sklearn.model_selection import train_test_split
 
 from cnn_core import settings
 from cnn_core.data.dataset import SPLIT_SEED, DatasetError
@@ -144,6 +143,9 @@ def lab_split_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The lab's held-out test set: a fifth of the images (10,000 of CIFAR-10's 50,000),
     stratified by class, with a fixed seed, so every machine gets the same split. Returns
     the train and test indices."""
+    # Imported here: scikit-learn takes ~1.8 s to import, which the first page need not wait for.
+    from sklearn.model_selection import train_test_split
+
     train, test = train_test_split(
         np.arange(len(labels)),
         test_size=LAB_TEST_FRACTION,

@@ -17,7 +17,6 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, ImageOps
-from sklearn.model_selection import train_test_split
 
 from cnn_core.data import userdata
 from cnn_core.data.dataset import SPLIT_SEED, Dataset, DatasetError
@@ -226,6 +225,9 @@ def split_dataset(
     )
     if n_test is not None and n_test >= len(y):
         stratify, n_test = None, None
+    # Imported here: scikit-learn takes ~1.8 s to import, which the first page need not wait for.
+    from sklearn.model_selection import train_test_split
+
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=n_test or test_fraction, stratify=stratify, random_state=SPLIT_SEED
     )

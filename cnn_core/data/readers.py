@@ -17,7 +17,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from cnn_core import settings
 from cnn_core.data.dataset import SPLIT_SEED, DatasetError, ProgressFn
@@ -200,6 +199,9 @@ def load_mnist_subset(
             f"{path}: the embedded MNIST asset is missing or damaged ({exc}). Restore it "
             "with `git checkout assets/` or rebuild it with scripts/build_mnist_asset.py."
         ) from exc
+    # Imported here: scikit-learn takes ~1.8 s to import, which the first page need not wait for.
+    from sklearn.model_selection import train_test_split
+
     x_train, x_test, y_train, y_test = train_test_split(
         x[..., None], y, test_size=MNIST_SUBSET_TEST_SIZE, stratify=y, random_state=SPLIT_SEED
     )

@@ -181,3 +181,17 @@ def test_the_server_starts_streamlit_before_importing_the_lab():
     assert done.returncode == 0, done.stderr[-2000:]
     # Each of these takes seconds on two cores and would delay the first page by as much.
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_first_page_imports_no_scikit_learn():
+    """app.py imports pages/_shared and the dataset registry before any page: scikit-learn
+    (with scipy, ~1.8 s here) is only imported where a split is made."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); import pages._shared, pages._session; "
+        "from cnn_core.data import datasets; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

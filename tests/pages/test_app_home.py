@@ -17,7 +17,9 @@ def test_home_lists_every_dataset_with_its_availability(lab_home, monkeypatch, t
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     at = run_app()
     assert not at.exception
-    table = at.table[0].value
+    (markdown,) = [m.value for m in at.markdown if m.value.startswith("| dataset |")]
+    lines = [[cell.strip() for cell in line.split("|")[1:-1]] for line in markdown.splitlines()]
+    table = {key: [row[i] for row in lines[2:]] for i, key in enumerate(lines[0])}
     assert list(table["dataset"]) == ["MNIST", "Fashion-MNIST", "CIFAR-10"]
     assert list(table["ready"]) == ["yes", "no", "yes"]
     assert "embedded subset" in table["source"][0]
