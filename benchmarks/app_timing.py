@@ -16,6 +16,8 @@
    every page, the shipped model and a confusion matrix on the held-out images have been
    loaded; and (unless --no-worker) of a training worker during one epoch of Fashion-MNIST
    (60,000 images, when Debian's dataset-fashion-mnist is installed; else the embedded MNIST).
+4. Inspect's whole-network tab: a click on the row's − or + to the new unit's detail shown,
+   and "Random" to a new test image's whole overview shown, in the browser.
 """
 
 from __future__ import annotations
@@ -132,6 +134,49 @@ def page_switches(browser, home: Path, rounds: int) -> tuple[float, bool, dict, 
         stop_server(server)
 
 
+CAPTIONS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
+    .map(c => c.innerText).filter(t => t.startsWith(%r)).join('|')"""
+
+
+def changed_and_settled(page, starts_with: str, before: str) -> None:
+    """Waits until the caption starting `starts_with` reads otherwise and the script is done."""
+    page.wait_for_function(
+        f"() => ({CAPTIONS_JS % starts_with})() !== {before!r} && "
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=TIMEOUT_MS,
+    )
+
+
+def whole_network(browser, home: Path, repeats: int) -> tuple[list[float], list[float]]:
+    """Inspect's whole-network tab in Chromium: (seconds from a click on the row's + or -
+    to the new unit's detail shown, seconds from "Random" to a new test image's overview
+    and detail shown)."""
+    server = launch(home)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server.url + "/inspect")
+        page.get_by_text("Every number behind one unit").wait_for(timeout=TIMEOUT_MS)
+        settled(page, "Inspect")
+        row = page.locator("[data-testid='stNumberInput']").filter(has_text="Row (")
+        unit_times, image_times = [], []
+        for i in range(repeats):
+            before = page.evaluate(CAPTIONS_JS % "Receptive field")
+            start = time.perf_counter()
+            row.locator("button").nth(i % 2).click()  # − then +: the unit stays in the map
+            changed_and_settled(page, "Receptive field", before)
+            unit_times.append(time.perf_counter() - start)
+        for _ in range(repeats):
+            before = page.evaluate(CAPTIONS_JS % "test image")
+            start = time.perf_counter()
+            page.get_by_role("button", name="Random").click()
+            changed_and_settled(page, "test image", before)
+            image_times.append(time.perf_counter() - start)
+        page.close()
+        return unit_times, image_times
+    finally:
+        stop_server(server)
+
+
 def worker_peak(dataset: str) -> tuple[str, float, float]:
     """Trains one epoch of the fashion-quick preset's model and returns its peak RSS."""
     cfg = presets.get_preset("fashion-quick").configs[0]
@@ -175,6 +220,7 @@ def main() -> None:
         to_train, spinner_seen, switches, server_peak = page_switches(
             browser, home / "switches", args.rounds
         )
+        unit_times, image_times = whole_network(browser, home / "network", 2 * args.rounds)
         browser.close()
 
     print(machine())
@@ -195,6 +241,9 @@ def main() -> None:
         print(f"| {name} | {times[0]:.2f} | {later:.2f} |")
     slowest = max((statistics.median(t[1:]) for t in switches.values() if len(t) > 1), default=0)
     print(f"\nslowest page switch after the first visit (median): {slowest:.2f} s")
+    print(f"\nInspect, the whole network (MNIST shipped model), {len(unit_times)} times each: "
+          f"another unit's detail {statistics.median(unit_times):.2f} s (median; target ≤ 0.3), "
+          f"a new image's overview {statistics.median(image_times):.2f} s (≤ 1)")  # fmt: skip
     print("\n| process | peak RSS MB |\n|---|---|")
     print(f"| app server after every page, the shipped model and a confusion matrix | "
           f"{server_peak:.0f} |")  # fmt: skip

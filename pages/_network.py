@@ -204,7 +204,9 @@ def choose_unit(choice, layers, trace) -> tuple[str, tuple[int, ...]]:
     return layer, (int(row), int(col), int(channel))
 
 
+@st.fragment
 def unit_detail(choice, model, layers, trace, x) -> None:
+    """A fragment: choosing another unit reruns this part only, not the overview above."""
     st.subheader("Every number behind one unit")
     st.markdown(DETAIL)
     controls, field = st.columns([3, 2], gap="large")
