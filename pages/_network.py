@@ -110,6 +110,12 @@ def layer_picture(choice, info: units.LayerInfo, values: np.ndarray, x, is_outpu
             st.caption("The image, then its red, green and blue channels.")
     elif is_output and values.ndim == 1:
         probability_chart(values, choice.class_names)
+        if choice.average_flips:
+            st.caption(
+                "The network's answer for the image as it is. Elsewhere this model answers "
+                "from the image and its mirror image, averaged (test-time flips), so its "
+                "probabilities there differ a little."
+            )
     elif values.ndim == 3:
         st.image(pictures.maps_strip(values, 0, OVERVIEW_MAPS, TILE_PX))
         count = values.shape[-1]
@@ -300,20 +306,31 @@ def conv_terms_view(found: units.UnitExplanation, colour_input: bool) -> None:
         "added the most:"
     )
     for channel in order[:SHOWN_CHANNELS]:
-        part = frame[frame["channel"] == channel]
-        shape = (part["row"].nunique(), part["col"].nunique())
-        grid = {name: part[name].to_numpy().reshape(shape) + 0.0  # + 0.0: no "-0" shown
-                for name in ("input", "weight", "product")}  # fmt: skip
-        which = f"the {COLOUR_NAMES[channel]} channel" if colour_input else f"map {channel}"
-        st.markdown(f"Input {which}: its products add up to {shares[channel]:.4g}"
-                    + (" (part of the patch hangs over the map's edge: padding, zeros)"
-                       if part["padding"].any() else ""))  # fmt: skip
-        columns = st.columns(3)
-        for column, (name, title) in zip(columns, (("input", "patch"), ("weight", "kernel"),
-                                                   ("product", "patch × kernel")),
-                                         strict=True):  # fmt: skip
-            column.caption(title)
-            column.dataframe(pd.DataFrame(grid[name]).style.format("{:.3g}"), hide_index=True)
+        input_map_view(frame, shares, int(channel), colour_input)
     if len(order) > SHOWN_CHANNELS:
         rest = shares[order[SHOWN_CHANNELS:]]
         st.caption(f"The other {len(rest)} input maps add {rest.sum():.4g} together.")
+        # Every map as an option, in order, so the list stays the same from unit to unit.
+        chosen = st.selectbox("See any input map", [None, *range(len(shares))],
+                              format_func=lambda c: NONE if c is None else f"map {c}",
+                              key=f"unit_other_map-{found.layer}")  # fmt: skip
+        if chosen is not None:
+            input_map_view(frame, shares, chosen, colour_input)
+
+
+def input_map_view(frame: pd.DataFrame, shares: pd.Series, channel: int, colour_input: bool):
+    """One input map's patch, the kernel's slice for it and their products, number by number."""
+    part = frame[frame["channel"] == channel]
+    shape = (part["row"].nunique(), part["col"].nunique())
+    grid = {name: part[name].to_numpy().reshape(shape) + 0.0  # + 0.0: no "-0" shown
+            for name in ("input", "weight", "product")}  # fmt: skip
+    which = f"the {COLOUR_NAMES[channel]} channel" if colour_input else f"map {channel}"
+    st.markdown(f"Input {which}: its products add up to {shares[channel]:.4g}"
+                + (" (part of the patch hangs over the map's edge: padding, zeros)"
+                   if part["padding"].any() else ""))  # fmt: skip
+    columns = st.columns(3)
+    for column, (name, title) in zip(columns, (("input", "patch"), ("weight", "kernel"),
+                                               ("product", "patch × kernel")),
+                                     strict=True):  # fmt: skip
+        column.caption(title)
+        column.dataframe(pd.DataFrame(grid[name]).style.format("{:.3g}"), hide_index=True)

@@ -294,3 +294,19 @@ def test_clicking_a_pixel_of_a_map_in_chromium_explains_that_unit(app_server, pa
     expected = outputs[CONV_LAYERS[0]][after[0], after[1], channel]
     assert own == pytest.approx(expected, rel=1e-4, abs=1e-5)
     assert computed == pytest.approx(own, rel=1e-4, abs=1e-5)
+
+
+def test_any_input_map_of_a_convolution_unit_can_be_opened(lab_home):
+    from cnn_core import catalog
+
+    at = open_page("inspect")
+    at.selectbox(key=f"unit_layer-{PRETRAINED}").set_value("conv2").run()
+    channel, row, col = (at.number_input(key=f"unit_{k}-{PRETRAINED}-conv2").value
+                         for k in ("channel", "row", "col"))  # fmt: skip
+    at.selectbox(key="unit_other_map-conv2").set_value(7).run()
+    assert not at.exception
+    x = datasets.load_dataset("mnist").x_test[0].astype(np.float32) / 255.0
+    found = units.explain_unit(catalog.load_trained(PRETRAINED), x, "conv2", (row, col, channel))
+    share = sum(t["product"] for t in found.terms if t["channel"] == 7)
+    assert any(m.value.startswith(f"Input map 7: its products add up to {share:.4g}")
+               for m in at.markdown)  # fmt: skip
