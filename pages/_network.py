@@ -267,7 +267,8 @@ def following_view(choice, model, x, found: units.UnitExplanation, trace) -> Non
         return
     then = [units.explain_unit(model, x, name, found.unit, trace=trace) for name in chain]
     st.markdown(
-        f"**Then {', '.join(chain)}** change this value on its own, before the next layer reads it:"
+        f"**Then {', '.join(chain)}** {'changes' if len(chain) == 1 else 'change'} this "
+        "value on its own, before the next layer reads it:"
     )
     steps_table([(e.layer, s) for e in then for s in e.steps], f"unit_then-{choice.key}")
     last = then[-1]
