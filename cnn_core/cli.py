@@ -413,7 +413,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
         keras_model = catalog.load_trained(model.key)
     except catalog.TrainedModelError as exc:
         raise CliError(str(exc)) from exc
-    trace = units.trace_layers(keras_model, steps.model_input)
     if args.layer is None:
         layers = units.list_layers(keras_model)
         if args.json:
@@ -428,7 +427,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.unit:
         raise CliError("--layer needs --unit: ROW COL CHANNEL of a map, or INDEX of a vector.")
-    found = units.explain_unit(keras_model, steps.model_input, args.layer, args.unit, trace=trace)
+    found = units.explain_unit(keras_model, steps.model_input, args.layer, args.unit)
     if args.json:
         print(json.dumps(found.to_json(), indent=2))
         return EXIT_OK

@@ -191,12 +191,17 @@ def install(key: str, staging: Path, meta: dict) -> Path:
     old = PRETRAINED_DIR / f"{key}.json"
     old_weights = json.loads(old.read_text()).get("weights") if old.is_file() else None
     os.replace(staged, PRETRAINED_DIR / meta["weights"])
-    tmp = PRETRAINED_DIR / f".{key}.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, old)
+    replace_description(old, meta)
     if old_weights and old_weights != meta["weights"]:
         (PRETRAINED_DIR / old_weights).unlink(missing_ok=True)
     return old
+
+
+def replace_description(path: Path, meta: dict) -> None:
+    """Writes a model's description in one rename: a reader sees the old one or the new."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def remeasure(key: str) -> int:
@@ -209,9 +214,7 @@ def remeasure(key: str) -> int:
     split = meta["test_split"]
     print(f"{key}: {split['correct']:,} of {split['test_images']:,} right "
           f"({meta['test_accuracy']:.2%})")  # fmt: skip
-    tmp = path.with_name(f".{key}.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, path)
+    replace_description(path, meta)
     minimum = SHIPPED[key].minimum_accuracy
     if meta["test_accuracy"] < minimum:
         print(f"Below {minimum:.1%}: rebuild it (see the top of this script).", file=sys.stderr)
