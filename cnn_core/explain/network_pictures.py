@@ -17,7 +17,6 @@ from cnn_core.explain.plots import SIGNED_CMAP
 
 GAP_PX = 2  # white between tiles
 FIELD_COLOUR = (255, 127, 14)  # the receptive field's frame: the Learn page's highlight
-UNIT_COLOUR = (255, 127, 14)
 
 _COLOURS = (matplotlib.colormaps[SIGNED_CMAP](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
 
@@ -99,15 +98,6 @@ def field_picture(image: np.ndarray, field: tuple[int, int, int, int], side_px: 
     factor = max(1, side_px // max(pixels.shape[0], pixels.shape[1]))
     big = enlarge(dimmed, factor)
     _frame(big, top * factor, left * factor, (bottom + 1) * factor - 1, (right + 1) * factor - 1)
-    return big
-
-
-def map_with_unit(values: np.ndarray, unit: tuple[int, int], side_px: int) -> np.ndarray:
-    """One map on its own scale, enlarged, with the chosen unit framed."""
-    factor = max(1, side_px // max(values.shape[0], values.shape[1]))
-    big = enlarge(signed_rgb(values, layer_scale(values)), factor)
-    row, col = unit
-    _frame(big, row * factor, col * factor, (row + 1) * factor - 1, (col + 1) * factor - 1)
     return big
 
 
