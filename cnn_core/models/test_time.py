@@ -17,7 +17,7 @@ import tensorflow as tf
 
 # What a page says under the answers of such a model.
 EXPLANATION = (
-    "This model was trained on mirrored photos too, so it answers each image from the image "
+    "This model was trained on mirrored images too, so it answers each image from the image "
     "and its mirror image and averages the two answers (test-time flips)."
 )
 
