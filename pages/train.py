@@ -267,6 +267,12 @@ def new_run_form(ds: Dataset) -> None:
             "Optimizer",
             list(run_config.OPTIMIZERS),
             index=list(run_config.OPTIMIZERS).index(info.optimizer),
+            help="How each step changes the weights. sgd: straight down the slope, with "
+            "momentum (each step keeps 90% of the last one). nesterov: the same, looking "
+            "one step ahead, and shrinking every weight a little each step (weight decay): "
+            "the fast CIFAR-10 recipes use it, at rates near 0.1. adam and adamax: a step "
+            "size of its own for every weight, at rates near 0.001; adamw adds the "
+            "weight decay.",
         )
         learning_rate = c1.number_input(
             "Learning rate",
@@ -275,7 +281,13 @@ def new_run_form(ds: Dataset) -> None:
             min_value=0.0,
             step=0.0005,
         )
-        schedule = c1.selectbox("Schedule", list(run_config.LR_SCHEDULES))
+        schedule = c1.selectbox(
+            "Schedule", list(run_config.LR_SCHEDULES),
+            help="constant: the same learning rate throughout. cosine: falls smoothly to 0 "
+            "by the last step, so the last epochs settle. warmup_cosine: first climbs from "
+            "a fifth of the rate over the first fifth of the steps, which a high rate "
+            "on untrained weights needs.",
+        )  # fmt: skip
         sizes = [16, 32, 64, 128, 256, 512]
         # The default, but never more than the images a default validation split leaves.
         fits = [b for b in sizes if b <= train_size * (1 - DEFAULT_VALIDATION)] or sizes[:1]

@@ -250,3 +250,45 @@ def train_plain_run() -> str:
     run_id = new_run(epochs=1)
     assert training.train_run(run_id) == 0
     return run_id
+
+
+def test_nesterov_is_sgd_with_nesterov_momentum_and_a_decoupled_decay():
+    cfg = run_config.RunConfig(optimizer="nesterov", learning_rate=0.2, momentum=0.9)
+    optimizer = training.make_optimizer(cfg, total_steps=10)
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.nesterov
+    weight = keras.Variable(np.full((3,), 2.0, dtype="float32"))
+    optimizer.apply_gradients([(keras.ops.zeros((3,)), weight)])
+    # A zero gradient leaves the momentum at zero: what is left is the decay alone.
+    expected = 2.0 * (1 - 0.2 * training.NESTEROV_WEIGHT_DECAY)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), expected, rtol=1e-6)
+    # Then a constant gradient g: Nesterov's step is lr * (g + momentum * velocity), where
+    # the velocity is momentum * velocity + g (Keras' form); the decay shrinks first.
+    optimizer = training.make_optimizer(cfg, total_steps=10)
+    weight = keras.Variable(np.zeros((1,), dtype="float32"))
+    steps = []
+    for _ in range(2):
+        before = float(keras.ops.convert_to_numpy(weight)[0])
+        optimizer.apply_gradients([(keras.ops.ones((1,)), weight)])
+        steps.append(float(keras.ops.convert_to_numpy(weight)[0]) - before * (1 - 0.2 * 5e-3))
+    velocity_1 = -0.2 * 1.0
+    np.testing.assert_allclose(steps[0], 0.9 * velocity_1 - 0.2, rtol=1e-5)
+    velocity_2 = 0.9 * velocity_1 - 0.2
+    np.testing.assert_allclose(steps[1], 0.9 * velocity_2 - 0.2, rtol=1e-5)
+
+
+def test_warmup_cosine_climbs_over_the_first_fifth_then_decays_to_zero():
+    cfg = run_config.RunConfig(lr_schedule="warmup_cosine", learning_rate=0.5)
+    schedule = training.learning_rate_schedule(cfg, total_steps=100)
+
+    def rate(step):
+        return float(keras.ops.convert_to_numpy(schedule(step)))
+
+    # By hand: 0.1 at the start, linear to 0.5 at step 20, then 0.5 * (1 + cos(pi * t)) / 2
+    # over the remaining 80 steps.
+    assert rate(0) == pytest.approx(0.1)
+    assert rate(10) == pytest.approx(0.3)
+    assert rate(20) == pytest.approx(0.5)
+    assert rate(60) == pytest.approx(0.25, abs=1e-6)
+    assert rate(100) == pytest.approx(0.0, abs=1e-7)
+    constant = training.learning_rate_schedule(run_config.RunConfig(learning_rate=0.5), 100)
+    assert constant == 0.5
