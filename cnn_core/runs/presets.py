@@ -79,21 +79,29 @@ CIFAR_QUICK_LAYERS = cifar_blocks_layers((32, 128, 128))  # about 490,000: a qua
 
 
 def cifar_config(
-    name: str, layers: tuple[dict, ...], epochs: int, label_smoothing: float
+    name: str,
+    layers: tuple[dict, ...],
+    epochs: int,
+    label_smoothing: float,
+    optimizer: str = "adamw",
 ) -> RunConfig:
     """A CIFAR-10 recipe on the embedded copy's 40,000 training photos, tested on its
-    held-out 10,000: AdamW (Adam with weight decay) with a cosine decay, batches of 256,
-    left-right flips, shifts of up to 4 pixels and label smoothing."""
+    held-out 10,000: batches of 256, left-right flips, shifts of up to 4 pixels and label
+    smoothing, with AdamW (Adam with weight decay) and a cosine decay, or with SGD's
+    Nesterov momentum, weight decay and a warm-up before the cosine decay, the optimizer of
+    the fast published recipes (in 8 epochs of CIFAR-10 quick it scored 82.1% against
+    AdamW's 79.9%, BENCHMARKS.md)."""
+    nesterov = optimizer == "nesterov"
     return RunConfig(
         name=name,
         dataset="cifar10",
         model="custom",
         layers=[dict(layer) for layer in layers],
-        optimizer="adamw",
+        optimizer=optimizer,
         batch_size=256,
         epochs=epochs,
-        learning_rate=2e-3,
-        lr_schedule="cosine",
+        learning_rate=0.2 if nesterov else 2e-3,
+        lr_schedule="warmup_cosine" if nesterov else "cosine",
         augment_flip=True,
         augment_shift=0.125,
         label_smoothing=label_smoothing,
@@ -202,16 +210,25 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         key="cifar-best",
-        title="CIFAR-10 best: 87% in 45 minutes",
+        title="CIFAR-10 best: 88% in 48 minutes",
         lesson="A network that pools early and works on small maps (the shape of the "
         "fastest published CIFAR-10 recipe), at 64, 256 and 256 filters: about 2 million "
-        "weights. So wide a network learns its 40,000 training photos by heart unless held "
-        "back: with flips, shifts, weight decay and label smoothing it still reaches 97% on "
-        "them and 86% on photos it never saw, 87% when it answers from each photo and its "
-        "mirror image. Cats, dogs and birds stay the hard classes; "
-        f"the VGG-like net of {sources.cite('cifar10_report', markdown=False)} reports "
+        "weights, trained with SGD's Nesterov momentum, weight decay and a learning rate "
+        "that warms up, then decays. So wide a network learns its 40,000 training photos by "
+        "heart unless held back: with flips, shifts, weight decay and label smoothing it "
+        "still reaches 97% on them and 87% on photos it never saw, 88.6% when it answers "
+        "from each photo and its mirror image. "
+        f"The VGG-like net of {sources.cite('cifar10_report', markdown=False)} reports "
         "86.3% after 20 epochs on a TPU.",
-        configs=(cifar_config("CIFAR-10 best", CIFAR_BEST_LAYERS, epochs=24, label_smoothing=0.2),),
+        configs=(
+            cifar_config(
+                "CIFAR-10 best",
+                CIFAR_BEST_LAYERS,
+                epochs=25,
+                label_smoothing=0.2,
+                optimizer="nesterov",
+            ),
+        ),  # fmt: skip
         target="≥ 90% on the held-out 10,000 within 45 minutes of training; the VGG-like "
         f"net of {sources.cite('cifar10_report', markdown=False)}: 86.3%",
     ),
