@@ -228,7 +228,7 @@ PRESETS: tuple[Preset, ...] = (
                 label_smoothing=0.2,
                 optimizer="nesterov",
             ),
-        ),  # fmt: skip
+        ),
         target="≥ 90% on the held-out 10,000 within 45 minutes of training; the VGG-like "
         f"net of {sources.cite('cifar10_report', markdown=False)}: 86.3%",
     ),

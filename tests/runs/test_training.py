@@ -261,15 +261,17 @@ def test_nesterov_is_sgd_with_nesterov_momentum_and_a_decoupled_decay():
     # A zero gradient leaves the momentum at zero: what is left is the decay alone.
     expected = 2.0 * (1 - 0.2 * training.NESTEROV_WEIGHT_DECAY)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), expected, rtol=1e-6)
-    # Then a constant gradient g: Nesterov's step is lr * (g + momentum * velocity), where
-    # the velocity is momentum * velocity + g (Keras' form); the decay shrinks first.
+    # Then a gradient of 1, by hand in Keras' form: the velocity becomes
+    # momentum * velocity - lr * g, and the weight moves by momentum * velocity - lr * g,
+    # after the decay has shrunk it.
     optimizer = training.make_optimizer(cfg, total_steps=10)
     weight = keras.Variable(np.zeros((1,), dtype="float32"))
     steps = []
     for _ in range(2):
         before = float(keras.ops.convert_to_numpy(weight)[0])
         optimizer.apply_gradients([(keras.ops.ones((1,)), weight)])
-        steps.append(float(keras.ops.convert_to_numpy(weight)[0]) - before * (1 - 0.2 * 5e-3))
+        decayed = before * (1 - 0.2 * training.NESTEROV_WEIGHT_DECAY)
+        steps.append(float(keras.ops.convert_to_numpy(weight)[0]) - decayed)
     velocity_1 = -0.2 * 1.0
     np.testing.assert_allclose(steps[0], 0.9 * velocity_1 - 0.2, rtol=1e-5)
     velocity_2 = 0.9 * velocity_1 - 0.2
